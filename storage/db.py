@@ -1,0 +1,190 @@
+"""The SQLite layer: opening the database, its schema and migrations.
+
+The schema is created by numbered migrations; ``meta.schema_version`` says which ran.
+Writes that belong together go through ``db.atomic()`` (nested blocks become savepoints).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def utcnow() -> str:
+    """Timestamps are stored as ISO 8601 UTC strings (they sort as text)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE teams (
+            id TEXT PRIMARY KEY,            -- Discord guild id, or 'local'
+            name TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            channel_id TEXT,                -- notification channel (bot)
+            role_id TEXT                    -- role allowed to upload/train/delete (bot)
+        );
+        CREATE TABLE datasets (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL REFERENCES teams(id),
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            image_count INTEGER NOT NULL,
+            box_count INTEGER NOT NULL,
+            label_counts TEXT NOT NULL,     -- JSON {label: boxes}
+            warnings TEXT NOT NULL,         -- JSON [sentence]
+            lint TEXT NOT NULL,             -- JSON [sentence]
+            split_seed INTEGER NOT NULL,
+            val_fraction REAL NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            parents TEXT NOT NULL DEFAULT '[]',  -- JSON [dataset id] when combined
+            UNIQUE (team_id, name)
+        );
+        CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            filename TEXT NOT NULL,
+            sha256 TEXT NOT NULL,           -- blob in the file store
+            format TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            split TEXT NOT NULL CHECK (split IN ('train', 'val'))
+        );
+        CREATE INDEX images_dataset ON images(dataset_id);
+        CREATE INDEX images_sha256 ON images(sha256);
+        CREATE TABLE boxes (
+            id INTEGER PRIMARY KEY,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            xmin REAL NOT NULL, ymin REAL NOT NULL, xmax REAL NOT NULL, ymax REAL NOT NULL,
+            difficult INTEGER NOT NULL DEFAULT 0,
+            truncated INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX boxes_image ON boxes(image_id);
+        CREATE TABLE models (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL REFERENCES teams(id),
+            job_id INTEGER REFERENCES jobs(id),
+            name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            path TEXT NOT NULL,             -- folder with model files and manifest
+            labels TEXT NOT NULL,           -- JSON [label]
+            metrics TEXT NOT NULL DEFAULT '{}',
+            parent_model_id INTEGER REFERENCES models(id)
+        );
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL REFERENCES teams(id),
+            state TEXT NOT NULL,
+            model TEXT NOT NULL,
+            steps INTEGER NOT NULL,
+            batch_size INTEGER NOT NULL,
+            max_minutes INTEGER NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            config TEXT NOT NULL DEFAULT '{}',   -- JSON training config
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            steps_completed INTEGER NOT NULL DEFAULT 0,
+            training_seconds REAL NOT NULL DEFAULT 0,
+            metrics TEXT NOT NULL DEFAULT '{}',
+            error TEXT,
+            from_model_id INTEGER REFERENCES models(id),
+            val_dataset_id INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+            model_id INTEGER REFERENCES models(id),
+            checkpoint_dir TEXT,
+            worker_id TEXT,
+            heartbeat_at TEXT
+        );
+        CREATE INDEX jobs_team_state ON jobs(team_id, state);
+        CREATE TABLE job_datasets (
+            job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            PRIMARY KEY (job_id, dataset_id)
+        );
+        CREATE TABLE job_events (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,             -- state | progress | checkpoint | log
+            state TEXT,
+            data TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX job_events_job ON job_events(job_id, id);
+        CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL REFERENCES teams(id),
+            at TEXT NOT NULL,
+            minutes REAL NOT NULL,          -- + credit, - charge
+            reason TEXT NOT NULL,
+            job_id INTEGER REFERENCES jobs(id)
+        );
+        CREATE INDEX ledger_team ON ledger(team_id);
+        """
+    )
+
+
+# Append new migrations; never edit one that has shipped.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if not db["meta"].exists():
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Run the migrations this database has not seen yet; returns the new version."""
+    with db.atomic():
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        current = schema_version(db)
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {current} is newer than this FieldLens ({SCHEMA_VERSION}); "
+                "upgrade FieldLens"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            log.info("migrating database to schema version %s", version)
+            MIGRATIONS[version - 1](db)
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(version)]
+            )
+    return SCHEMA_VERSION
+
+
+def open_db(path: Path | str | None) -> sqlite_utils.Database:
+    """Open (creating and migrating) the database. `None` opens a private in-memory one."""
+    if path is None:
+        db = sqlite_utils.Database(memory=True)
+    else:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite_utils.Database(path)
+        db.enable_wal()
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA synchronous = NORMAL")
+    migrate(db)
+    return db
+
+
+def ensure_team(db: sqlite_utils.Database, team_id: str, name: str = "") -> None:
+    """Create the team row if it does not exist (a guild the bot sees, or 'local')."""
+    db.execute(
+        "INSERT OR IGNORE INTO teams (id, name, created_at) VALUES (?, ?, ?)", [team_id, name, utcnow()]
+    )

@@ -1,0 +1,56 @@
+"""The one settings object, read from the environment (prefix ``FIELDLENS_``).
+
+Build it once per entry point with :func:`load_settings`; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.errors import UserError
+
+DEFAULT_HOME = Path.home() / ".fieldlens"
+
+
+class MissingSecret(UserError):
+    """A command needs a secret that is not set."""
+
+
+class Settings(BaseSettings):
+    """FieldLens configuration. Every field is documented in the README (a test checks)."""
+
+    model_config = SettingsConfigDict(env_prefix="FIELDLENS_", frozen=True, extra="ignore")
+
+    home: Path = Field(DEFAULT_HOME, description="Data folder: database, images, models.")
+    discord_token: SecretStr | None = Field(None, description="Discord bot token (only `fieldlens bot`).")
+    max_upload_bytes: int = Field(2 * 1024**3, ge=1, description="Largest total uncompressed dataset size.")
+    max_upload_files: int = Field(50_000, ge=1, description="Most files a dataset zip may hold.")
+    max_compression_ratio: int = Field(200, ge=2, description="Largest compression ratio of one zip member.")
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of images held out for validation.")
+    split_seed: int = Field(1234, description="Seed of the train/validation split.")
+    team_minutes: int = Field(600, ge=0, description="Training minutes a new team starts with.")
+    log_level: str = Field("INFO", description="Logging level of every FieldLens process.")
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "fieldlens.db"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
+
+    def require_discord_token(self) -> str:
+        if self.discord_token is None or not self.discord_token.get_secret_value():
+            raise MissingSecret(
+                "FIELDLENS_DISCORD_TOKEN is not set. Create a bot in the Discord developer portal "
+                "and export its token as FIELDLENS_DISCORD_TOKEN (see the README)."
+            )
+        return self.discord_token.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment; `overrides` win (used by tests and the CLI)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

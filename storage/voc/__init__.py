@@ -1,0 +1,1 @@
+"""Pascal VOC datasets: safe archive reading, annotation parsing, validation, lint, synthesis."""
