@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,13 +18,22 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new temp file beside `path` (cheaper than `tempfile.mkstemp`, which this loop would call often)."""
+    tmp = str(path.parent / f".tmp-{path.name}-{os.getpid()}-{threading.get_ident()}")
+    try:
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), tmp
+    except FileExistsError:
+        return tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+
+
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
 
     With `durable=False` the data is not fsynced; call `os.sync()` before relying on it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -10,7 +10,9 @@ import json
 import logging
 import re
 import sqlite3
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,6 @@ import sqlite_utils
 from storage.blobs import BlobStore
 from storage.db import ensure_team, parse_time, utcnow
 from storage.domain import Box, Dataset, ImageRecord, JobState, Split
-from storage.preview import contact_sheet
 from storage.errors import (
     DatasetInUse,
     DatasetLabelsDiffer,
@@ -28,6 +29,7 @@ from storage.errors import (
     NameTaken,
     NotFound,
 )
+from storage.preview import contact_sheet
 from storage.voc.archive import Limits, open_archive
 from storage.voc.lint import label_stats, lint
 from storage.voc.reader import ImageDraft, plural, read_voc
@@ -37,8 +39,43 @@ log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 ACTIVE_JOB_STATES = [
-    JobState.QUEUED, JobState.PREPARING, JobState.RUNNING, JobState.STOP_REQUESTED, JobState.STOPPING,
+    JobState.QUEUED,
+    JobState.PREPARING,
+    JobState.RUNNING,
+    JobState.STOP_REQUESTED,
+    JobState.STOPPING,
 ]
+
+
+class BlobWriter:
+    """Writes blobs on a few threads (file creation dominates ingest time) with bounded memory."""
+
+    def __init__(self, blobs: BlobStore, threads: int = 4, in_flight: int = 32) -> None:
+        self._blobs = blobs
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="blob")
+        self._slots = threading.BoundedSemaphore(in_flight)
+        self._futures: list[Future[tuple[str, bool]]] = []
+
+    def put(self, data: bytes, digest: str) -> None:
+        self._slots.acquire()
+        future = self._pool.submit(self._blobs.put, data, digest, False)
+        future.add_done_callback(lambda _f: self._slots.release())
+        self._futures.append(future)
+
+    def created(self) -> list[str]:
+        """Wait for every write; return the digests this writer created (failed writes left out)."""
+        wait(self._futures)
+        return [f.result()[0] for f in self._futures if f.exception() is None and f.result()[1]]
+
+    def finish(self) -> None:
+        """Wait for every write; raise the first failure (a full disk, say)."""
+        wait(self._futures)
+        for f in self._futures:
+            if (error := f.exception()) is not None:
+                raise error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def check_name(name: str) -> str:
@@ -119,14 +156,14 @@ class DatasetStore:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def list(self, team_id: str) -> list[Dataset]:
+    def list_team(self, team_id: str) -> list[Dataset]:
         rows = self.db.query("SELECT * FROM datasets WHERE team_id = ? ORDER BY name", [team_id])
         return [_row_to_dataset(r) for r in rows]
 
     def get(self, team_id: str, name: str) -> Dataset:
         rows = list(self.db.query("SELECT * FROM datasets WHERE team_id = ? AND name = ?", [team_id, name]))
         if not rows:
-            known = ", ".join(d.name for d in self.list(team_id)[:10]) or "none yet"
+            known = ", ".join(d.name for d in self.list_team(team_id)[:10]) or "none yet"
             raise NotFound(f"No dataset named {name!r} in this team (datasets: {known}).")
         return _row_to_dataset(rows[0])
 
@@ -146,12 +183,27 @@ class DatasetStore:
             [dataset_id],
         ):
             boxes.setdefault(b["image_id"], []).append(
-                Box(b["label"], b["xmin"], b["ymin"], b["xmax"], b["ymax"], bool(b["difficult"]),
-                    bool(b["truncated"]))
+                Box(
+                    b["label"],
+                    b["xmin"],
+                    b["ymin"],
+                    b["xmax"],
+                    b["ymax"],
+                    bool(b["difficult"]),
+                    bool(b["truncated"]),
+                )
             )
         return [
-            ImageRecord(r["filename"], r["sha256"], r["format"], r["width"], r["height"], Split(r["split"]),
-                        tuple(boxes.get(r["id"], ())), r["id"])
+            ImageRecord(
+                r["filename"],
+                r["sha256"],
+                r["format"],
+                r["width"],
+                r["height"],
+                Split(r["split"]),
+                tuple(boxes.get(r["id"], ())),
+                r["id"],
+            )
             for r in self.db.query(
                 "SELECT * FROM images WHERE dataset_id = ? ORDER BY filename, id", [dataset_id]
             )
@@ -184,20 +236,16 @@ class DatasetStore:
             )
         return name
 
-    def add(self, team_id: str, name: str, source: Path | str | bytes, source_label: str = "") -> DatasetReport:
+    def add(
+        self, team_id: str, name: str, source: Path | str | bytes, source_label: str = ""
+    ) -> DatasetReport:
         """Validate and store a VOC zip (path or bytes) or folder as a new dataset of the team."""
         name = self._check_free(team_id, name)
         archive = open_archive(source, self.limits)
-        created: list[str] = []
-
-        def put(data: bytes, digest: str) -> bool:
-            created_now = self.blobs.put(data, digest, durable=False)[1]
-            if created_now:
-                created.append(digest)
-            return created_now
-
+        writer = BlobWriter(self.blobs)
         try:
-            read = read_voc(archive, put)
+            read = read_voc(archive, writer.put)
+            writer.finish()
             drafts = read.images
             warnings = read.warnings
             if not drafts:
@@ -217,9 +265,10 @@ class DatasetStore:
                 source_label = "upload" if isinstance(source, bytes) else Path(source).name
             dataset = self._insert(team_id, name, drafts, warnings, source_label, parents=[])
         except BaseException:
-            self._forget_blobs(created)
+            self._forget_blobs(writer.created())
             raise
         finally:
+            writer.close()
             archive.close()
         log.info("team %s added dataset %s: %s images", team_id, name, dataset.image_count)
         return self._report(dataset, self.images(dataset.id))
@@ -245,10 +294,20 @@ class DatasetStore:
                     "INSERT INTO datasets (team_id, name, created_at, image_count, box_count, label_counts,"
                     " warnings, lint, split_seed, val_fraction, source, parents)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [team_id, name, now, len(images), sum(s.boxes for s in stats),
-                     json.dumps({s.label: s.boxes for s in sorted(stats, key=lambda s: s.label)}),
-                     json.dumps(warnings), json.dumps(lint(images)), self.split_seed, self.val_fraction,
-                     source, json.dumps(parents)],
+                    [
+                        team_id,
+                        name,
+                        now,
+                        len(images),
+                        sum(s.boxes for s in stats),
+                        json.dumps({s.label: s.boxes for s in sorted(stats, key=lambda s: s.label)}),
+                        json.dumps(warnings),
+                        json.dumps(lint(images)),
+                        self.split_seed,
+                        self.val_fraction,
+                        source,
+                        json.dumps(parents),
+                    ],
                 )
                 dataset_id = cur.lastrowid
                 for img, split in zip(images, splits, strict=True):
@@ -260,19 +319,33 @@ class DatasetStore:
                     self.db.conn.executemany(
                         "INSERT INTO boxes (image_id, label, xmin, ymin, xmax, ymax, difficult, truncated)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(image_id, b.label, b.xmin, b.ymin, b.xmax, b.ymax, int(b.difficult),
-                          int(b.truncated)) for b in img.boxes],
+                        [
+                            (
+                                image_id,
+                                b.label,
+                                b.xmin,
+                                b.ymin,
+                                b.xmax,
+                                b.ymax,
+                                int(b.difficult),
+                                int(b.truncated),
+                            )
+                            for b in img.boxes
+                        ],
                     )
         except sqlite3.IntegrityError as e:
             if "UNIQUE" in str(e):
-                raise NameTaken(f"This team already has a dataset named {name!r}. Choose another name.") from e
+                raise NameTaken(
+                    f"This team already has a dataset named {name!r}. Choose another name."
+                ) from e
             raise
         return self.get(team_id, name)
 
     def _forget_blobs(self, digests: list[str]) -> None:
         """Remove blobs this ingest wrote, unless a committed image row uses them meanwhile."""
         unused = [
-            d for d in digests
+            d
+            for d in digests
             if not self.db.execute("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", [d]).fetchone()
         ]
         self.blobs.delete(unused)
@@ -292,7 +365,8 @@ class DatasetStore:
                 raise DatasetLabelsDiffer(
                     f"Datasets {parts[0].name!r} and {other.name!r} have different labels (only in "
                     f"{parts[0].name!r}: {only_a}; only in {other.name!r}: {only_b}). Only datasets with "
-                    "identical labels can be combined: rename the labels in your labelling tool and upload again."
+                    "identical labels can be combined: rename the labels in your labelling tool and "
+                    "upload again."
                 )
         images: list[ImageRecord] = []
         warnings: list[str] = []
@@ -301,7 +375,12 @@ class DatasetStore:
             warnings.extend(f"{p.name}: {w}" for w in p.warnings)
         # Each image keeps the split it had, so no validation image leaks into training.
         dataset = self._insert(
-            team_id, new_name, images, warnings, source="combined", parents=[p.id for p in parts],
+            team_id,
+            new_name,
+            images,
+            warnings,
+            source="combined",
+            parents=[p.id for p in parts],
             splits=[i.split for i in images],
         )
         return self._report(dataset, self.images(dataset.id))
@@ -320,9 +399,12 @@ class DatasetStore:
                 f"Dataset {name!r} is used by job #{job[0]}, which is {job[1]}. Stop the job or wait for "
                 "it to finish, then delete the dataset."
             )
-        digests = [r[0] for r in self.db.execute(
-            "SELECT DISTINCT sha256 FROM images WHERE dataset_id = ?", [dataset.id]
-        ).fetchall()]
+        digests = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT sha256 FROM images WHERE dataset_id = ?", [dataset.id]
+            ).fetchall()
+        ]
         with self.db.atomic():
             self.db.execute("DELETE FROM datasets WHERE id = ?", [dataset.id])
         self._forget_blobs(digests)

@@ -9,7 +9,9 @@ import zipfile
 from PIL import Image
 
 
-def image_bytes(w: int = 64, h: int = 48, fmt: str = "JPEG", colour=(200, 30, 30), mode: str = "RGB") -> bytes:
+def image_bytes(
+    w: int = 64, h: int = 48, fmt: str = "JPEG", colour=(200, 30, 30), mode: str = "RGB"
+) -> bytes:
     buf = io.BytesIO()
     Image.new(mode, (w, h), colour if mode == "RGB" else 128).save(buf, fmt)
     return buf.getvalue()
@@ -48,16 +50,20 @@ def patch_central_directory(data: bytes, name: str, offset: int, value: bytes) -
     out = bytearray(data)
     idx = out.find(b"PK\x01\x02")
     while idx != -1:
-        name_len = int.from_bytes(out[idx + 28:idx + 30], "little")
-        if out[idx + 46:idx + 46 + name_len] == name.encode():
-            out[idx + offset:idx + offset + len(value)] = value
+        name_len = int.from_bytes(out[idx + 28 : idx + 30], "little")
+        if out[idx + 46 : idx + 46 + name_len] == name.encode():
+            out[idx + offset : idx + offset + len(value)] = value
             return bytes(out)
         idx = out.find(b"PK\x01\x02", idx + 1)
     raise KeyError(name)
 
 
-def make_zip(files: dict[str, bytes], symlinks: dict[str, str] | None = None, encrypted: tuple[str, ...] = (),
-             compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+def make_zip(
+    files: dict[str, bytes],
+    symlinks: dict[str, str] | None = None,
+    encrypted: tuple[str, ...] = (),
+    compression: int = zipfile.ZIP_DEFLATED,
+) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as zf:
         for name, data in files.items():

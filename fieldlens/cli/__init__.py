@@ -11,7 +11,9 @@ from fieldlens.cli.demo import demo
 
 
 @click.group(cls=FieldLensGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", type=click.Path(file_okay=False), help="Data folder (default: $FIELDLENS_HOME or ~/.fieldlens).")
+@click.option(
+    "--home", type=click.Path(file_okay=False), help="Data folder (default: $FIELDLENS_HOME or ~/.fieldlens)."
+)
 @click.version_option(__version__, prog_name="fieldlens")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None) -> None:

@@ -42,7 +42,11 @@ def json_option(f: F) -> F:
         return value
 
     return click.option(
-        "--json", "as_json", is_flag=True, callback=remember, expose_value=True,
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=remember,
+        expose_value=True,
         help="Print a machine-readable JSON answer instead of text.",
     )(f)
 

@@ -51,15 +51,18 @@ def add(state: State, path: Path, name: str, team: str, as_json: bool) -> None:
 @click.pass_obj
 def list_(state: State, team: str, as_json: bool) -> None:
     """List the team's datasets."""
-    items = state.services.datasets.list(team)
+    items = state.services.datasets.list_team(team)
     data = [
         {"id": d.id, "name": d.name, "images": d.image_count, "boxes": d.box_count, "labels": d.label_counts}
         for d in items
     ]
-    text = "\n".join(
-        f"{d.name:<24} {d.image_count:>6} images {d.box_count:>7} boxes  {', '.join(d.label_counts)}"
-        for d in items
-    ) or "No datasets yet. Add one with `fieldlens dataset add PATH --name NAME`."
+    text = (
+        "\n".join(
+            f"{d.name:<24} {d.image_count:>6} images {d.box_count:>7} boxes  {', '.join(d.label_counts)}"
+            for d in items
+        )
+        or "No datasets yet. Add one with `fieldlens dataset add PATH --name NAME`."
+    )
     emit(data, text)
 
 
@@ -76,7 +79,9 @@ def show(state: State, name: str, team: str, as_json: bool) -> None:
 
 @dataset.command("preview")
 @click.argument("name")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG file to write.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG file to write."
+)
 @click.option("--count", default=12, show_default=True, type=click.IntRange(1, 64), help="Images to show.")
 @team_option
 @json_option
@@ -117,7 +122,9 @@ def delete(state: State, name: str, yes: bool, team: str, as_json: bool) -> None
 
 @dataset.command("synth")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--images", default=60, show_default=True, type=click.IntRange(1, 100_000), help="Images to make.")
+@click.option(
+    "--images", default=60, show_default=True, type=click.IntRange(1, 100_000), help="Images to make."
+)
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @json_option
 def synth(out: Path, images: int, seed: int, as_json: bool) -> None:

@@ -13,8 +13,13 @@ DEMO_DATASET = "demo-shapes"
 
 
 @click.command()
-@click.option("--images", default=120, show_default=True, type=click.IntRange(10, 10_000),
-              help="Synthetic images in the sample dataset.")
+@click.option(
+    "--images",
+    default=120,
+    show_default=True,
+    type=click.IntRange(10, 10_000),
+    help="Synthetic images in the sample dataset.",
+)
 @json_option
 @click.pass_obj
 def demo(state: State, images: int, as_json: bool) -> None:

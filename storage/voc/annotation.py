@@ -89,5 +89,6 @@ def parse_annotation(data: bytes, name: str) -> Annotation:
         if not label or any(c != c for c in coords):  # NaN check: missing or non-numeric
             ann.unreadable_boxes += 1
             continue
-        ann.boxes.append(RawBox(label, *coords, _flag(obj, "difficult"), _flag(obj, "truncated")))
+        x0, y0, x1, y1 = coords
+        ann.boxes.append(RawBox(label, x0, y0, x1, y1, _flag(obj, "difficult"), _flag(obj, "truncated")))
     return ann

@@ -110,7 +110,7 @@ class ZipArchive:
         try:
             fileobj = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
         except OSError as e:
-            raise BadArchive(f"Cannot open {source}: {e.strerror}.") from e
+            raise BadArchive(f"Cannot open {source!s}: {e.strerror}.") from e
         try:
             self._zip = zipfile.ZipFile(fileobj)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
@@ -139,9 +139,7 @@ class ZipArchive:
             if info.is_dir() or not name:
                 continue
             if info.flag_bits & 0x1:
-                raise BadArchive(
-                    "The zip is password-protected. Upload a zip made without a password."
-                )
+                raise BadArchive("The zip is password-protected. Upload a zip made without a password.")
             if name in self._infos:
                 raise BadArchive(f"The zip holds two files named {name!r}. Remove one and zip again.")
             if (

@@ -77,7 +77,8 @@ def lint(images: Sequence[HasBoxes]) -> list[str]:
         top, low = stats[0], stats[-1]
         out.append(
             f"'{top.label}' has {top.boxes} boxes but '{low.label}' only {low.boxes}: the model will favour "
-            f"'{top.label}'. Add examples of '{low.label}' until the counts are within about {IMBALANCE_RATIO}x."
+            f"'{top.label}'. Add examples of '{low.label}' until the counts are within about "
+            f"{IMBALANCE_RATIO}x."
         )
     total_boxes = sum(s.boxes for s in stats)
     small = sum(
@@ -101,8 +102,9 @@ def lint(images: Sequence[HasBoxes]) -> list[str]:
             seen[img.sha256] = img.filename
     if dupes:
         more = ", ..." if len(dupes) > 3 else ""
+        what = "image is an exact copy" if len(dupes) == 1 else "images are exact copies"
         out.append(
-            f"{len(dupes)} {'image is an exact copy' if len(dupes) == 1 else 'images are exact copies'} of another ({', '.join(dupes[:3])}{more}). Copies can "
+            f"{len(dupes)} {what} of another ({', '.join(dupes[:3])}{more}). Copies can "
             "land in both training and validation and make scores look better than they are: remove them."
         )
     negatives = sum(1 for img in images if not img.boxes)

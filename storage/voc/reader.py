@@ -20,7 +20,7 @@ from PIL import Image
 from storage.blobs import sha256_hex
 from storage.domain import Box
 from storage.errors import BadArchive
-from storage.voc.annotation import MalformedAnnotation, parse_annotation
+from storage.voc.annotation import Annotation, MalformedAnnotation, parse_annotation
 from storage.voc.archive import Archive, Member, is_junk
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,9 @@ MAX_XML_BYTES = 5 * 1024**2
 FIRST_FEW = 5
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+def plural(n: int, word: str) -> str:
+    many = word + "es" if word.endswith(("s", "x")) else word + "s"
+    return f"{n:,} {word if n == 1 else many}"
 
 
 @dataclass(slots=True)
@@ -54,17 +55,16 @@ class Findings:
     """Counted problems of one kind, with the first few names for the report."""
 
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    names: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    names: dict[str, dict[str, None]] = field(default_factory=lambda: defaultdict(dict))  # ordered set
 
     def add(self, key: str, name: str, n: int = 1) -> None:
         self.counts[key] += n
-        if name not in self.names[key] and len(self.names[key]) < FIRST_FEW:
-            self.names[key].append(name)
+        self.names[key][name] = None
 
     def first(self, key: str) -> str:
-        names = self.names[key]
-        more = "" if self.counts[key] <= len(names) else ", ..."
-        return ", ".join(names) + more
+        names = list(self.names[key])
+        more = ", ..." if len(names) > FIRST_FEW else ""
+        return ", ".join(names[:FIRST_FEW]) + more
 
 
 # key -> (noun, sentence). {n} is the count phrase, {names} the first few names; {are}, {were},
@@ -73,28 +73,51 @@ _WARNINGS: dict[str, tuple[str, str]] = {
     "wrapper": ("folder", "The dataset sits inside one wrapping folder ({names}); it was read from there."),
     "no_annotation": ("image", "{n} had no annotation file and {were} skipped ({names})."),
     "no_image": ("annotation", "{n} had no matching image and {were} skipped ({names})."),
-    "ambiguous": ("image", "{n} share a name stem with another image and {were} skipped ({names}). "
-                  "Give every image its own name."),
+    "ambiguous": (
+        "image",
+        "{n} share a name stem with another image and {were} skipped ({names}). "
+        "Give every image its own name.",
+    ),
     "malformed_xml": ("annotation", "{n} could not be read and their images were skipped ({names})."),
-    "corrupt": ("image", "{n} could not be read as an image and {were} skipped ({names}). Re-export "
-                "or remove them."),
-    "unsupported": ("image", "{n} {are} in a format FieldLens does not read and {were} skipped ({names}). "
-                    "Convert them to JPEG or PNG."),
+    "corrupt": (
+        "image",
+        "{n} could not be read as an image and {were} skipped ({names}). Re-export or remove them.",
+    ),
+    "unsupported": (
+        "image",
+        "{n} {are} in a format FieldLens does not read and {were} skipped ({names}). "
+        "Convert them to JPEG or PNG.",
+    ),
     "too_large": ("image", "{n} {have} over 50 megapixels and {were} skipped ({names}). Resize them."),
-    "truncated_file": ("image", "{n} {are} cut short (the file ends early) and {are} used as far as "
-                       "the data goes ({names}). Re-export them if the preview shows grey areas."),
+    "truncated_file": (
+        "image",
+        "{n} {are} cut short (the file ends early) and {are} used as far as "
+        "the data goes ({names}). Re-export them if the preview shows grey areas.",
+    ),
     "clipped": ("box", "{n} went outside the image and {were} clipped to its edge ({names})."),
     "degenerate": ("box", "{n} had zero or negative width or height and {were} dropped ({names})."),
     "unreadable_box": ("box", "{n} had no label or no numeric coordinates and {were} dropped ({names})."),
-    "size_mismatch": ("annotation", "{n} {state} an image size that differs from the real image; the "
-                      "real size is used ({names}). Check that the photos were not resized after labelling."),
-    "wrong_extension": ("image", "{n} {have} a file extension that does not match the real format and "
-                        "{are} read by the real format ({names})."),
-    "not_rgb": ("image", "{n} {are} not plain RGB (grayscale, palette or transparency) and {are} "
-                "converted to RGB for training ({names})."),
-    "exif_rotation": ("image", "{n} carry an EXIF rotation flag ({names}). FieldLens uses the pixels as "
-                      "stored, as annotation tools do; if boxes look rotated in the preview, save those "
-                      "photos upright and label them again."),
+    "size_mismatch": (
+        "annotation",
+        "{n} {state} an image size that differs from the real image; the "
+        "real size is used ({names}). Check that the photos were not resized after labelling.",
+    ),
+    "wrong_extension": (
+        "image",
+        "{n} {have} a file extension that does not match the real format and "
+        "{are} read by the real format ({names}).",
+    ),
+    "not_rgb": (
+        "image",
+        "{n} {are} not plain RGB (grayscale, palette or transparency) and {are} "
+        "converted to RGB for training ({names}).",
+    ),
+    "exif_rotation": (
+        "image",
+        "{n} carry an EXIF rotation flag ({names}). FieldLens uses the pixels as "
+        "stored, as annotation tools do; if boxes look rotated in the preview, save those "
+        "photos upright and label them again.",
+    ),
     "ignored": ("file", "{n} outside Annotations/ and JPEGImages/ {were} ignored ({names})."),
 }
 
@@ -105,10 +128,16 @@ def render_findings(findings: Findings) -> list[str]:
         n = findings.counts.get(key, 0)
         if n:
             one = n == 1
-            out.append(template.format(
-                n=plural(n, noun), names=findings.first(key), are="is" if one else "are",
-                were="was" if one else "were", have="has" if one else "have", state="states" if one else "state",
-            ))
+            out.append(
+                template.format(
+                    n=plural(n, noun),
+                    names=findings.first(key),
+                    are="is" if one else "are",
+                    were="was" if one else "were",
+                    have="has" if one else "have",
+                    state="states" if one else "state",
+                )
+            )
     return out
 
 
@@ -119,14 +148,13 @@ def _find_root(members: list[Member], findings: Findings) -> str:
         dirs = {}
         for m in members:
             if m.name.startswith(prefix):
-                rest = m.name[len(prefix):].split("/")
+                rest = m.name[len(prefix) :].split("/")
                 if len(rest) > 1:
                     dirs[rest[0].lower()] = rest[0]
         return dirs
 
     for prefix in [""] + [
-        d + "/" for d in sorted(set(top_dirs("").values()))
-        if d.lower() not in ("annotations", "jpegimages")
+        d + "/" for d in sorted(set(top_dirs("").values())) if d.lower() not in ("annotations", "jpegimages")
     ]:
         dirs = top_dirs(prefix)
         if "annotations" in dirs and "jpegimages" in dirs:
@@ -178,15 +206,14 @@ def _clip_boxes(raw: list, width: int, height: int, name: str, findings: Finding
 class VOCRead:
     images: list[ImageDraft]
     findings: Findings
-    created_blobs: list[str]
 
     @property
     def warnings(self) -> list[str]:
         return render_findings(self.findings)
 
 
-def read_voc(archive: Archive, put_blob: Callable[[bytes, str], bool]) -> VOCRead:
-    """Validate `archive` and store its usable images with `put_blob(data, sha256) -> created`.
+def read_voc(archive: Archive, put_blob: Callable[[bytes, str], None]) -> VOCRead:
+    """Validate `archive` and hand each usable image to `put_blob(data, sha256)` to store.
 
     Refusals (BadArchive) before any image is stored: bad layout, hostile XML.
     """
@@ -196,7 +223,7 @@ def read_voc(archive: Archive, put_blob: Callable[[bytes, str], bool]) -> VOCRea
     annotations: dict[str, str] = {}  # stem -> member name
     images: dict[str, list[str]] = defaultdict(list)
     for m in members:
-        rel = m.name[len(root):] if m.name.startswith(root) else None
+        rel = m.name[len(root) :] if m.name.startswith(root) else None
         parts = rel.split("/") if rel is not None else []
         folder = parts[0].lower() if len(parts) == 2 else None
         path = PurePosixPath(m.name)
@@ -222,7 +249,6 @@ def read_voc(archive: Archive, put_blob: Callable[[bytes, str], bool]) -> VOCRea
             findings.add("malformed_xml", PurePosixPath(name).name)
 
     drafts: list[ImageDraft] = []
-    created: list[str] = []
     for stem, names in sorted(images.items()):
         if stem not in annotations:
             for n in names:
@@ -235,13 +261,15 @@ def read_voc(archive: Archive, put_blob: Callable[[bytes, str], bool]) -> VOCRea
         ann = parsed.get(stem)
         if ann is None:
             continue  # malformed XML, already counted
-        draft = _read_image(archive, names[0], ann, findings, put_blob, created)
+        draft = _read_image(archive, names[0], ann, findings, put_blob)
         if draft is not None:
             drafts.append(draft)
-    return VOCRead(drafts, findings, created)
+    return VOCRead(drafts, findings)
 
 
-def _read_image(archive, member, ann, findings, put_blob, created) -> ImageDraft | None:
+def _read_image(
+    archive: Archive, member: str, ann: Annotation, findings: Findings, put_blob: Callable[[bytes, str], None]
+) -> ImageDraft | None:
     filename = PurePosixPath(member).name
     data = archive.read(member)
     try:
@@ -263,7 +291,14 @@ def _read_image(archive, member, ann, findings, put_blob, created) -> ImageDraft
         findings.add("too_large", filename)
         return None
     suffix = PurePosixPath(filename).suffix.lower()
-    expected = {".jpg": "JPEG", ".jpeg": "JPEG", ".jfif": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}
+    expected = {
+        ".jpg": "JPEG",
+        ".jpeg": "JPEG",
+        ".jfif": "JPEG",
+        ".png": "PNG",
+        ".bmp": "BMP",
+        ".webp": "WEBP",
+    }
     if expected.get(suffix) != fmt:
         findings.add("wrong_extension", f"{filename} is {fmt}")
     if _is_truncated(fmt, data):
@@ -278,6 +313,5 @@ def _read_image(archive, member, ann, findings, put_blob, created) -> ImageDraft
         findings.add("unreadable_box", filename, ann.unreadable_boxes)
     boxes = _clip_boxes(ann.boxes, width, height, filename, findings)
     digest = sha256_hex(data)
-    if put_blob(data, digest):
-        created.append(digest)
+    put_blob(data, digest)
     return ImageDraft(filename, digest, fmt, width, height, mode, boxes)

@@ -33,12 +33,15 @@ def _background(rng: random.Random, size: tuple[int, int]) -> Image.Image:
         g = rng.randint(60, 200)
         draw.line(
             [(rng.randint(0, w), rng.randint(0, h)), (rng.randint(0, w), rng.randint(0, h))],
-            fill=(g, g, g), width=rng.randint(1, 4),
+            fill=(g, g, g),
+            width=rng.randint(1, 4),
         )
     return img
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, label: str, box: tuple[int, int, int, int], rng: random.Random) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, label: str, box: tuple[int, int, int, int], rng: random.Random
+) -> None:
     base = _COLOURS.get(label) or tuple(rng.randint(0, 255) for _ in range(3))
     colour = tuple(max(0, min(255, c + rng.randint(-25, 25))) for c in base)
     x0, y0, x1, y1 = box

@@ -26,46 +26,67 @@ def _with(files: dict[str, bytes], **extra: bytes) -> dict[str, bytes]:
 CASES = {
     "zip slip": (lambda: make_zip(_with(good_files(), **{"../../evil.jpg": b"x"})), "climbs out"),
     "zip slip in a folder": (
-        lambda: make_zip(_with(good_files(), **{"JPEGImages/../../../etc/cron.d/x": b"x"})), "climbs out"),
+        lambda: make_zip(_with(good_files(), **{"JPEGImages/../../../etc/cron.d/x": b"x"})),
+        "climbs out",
+    ),
     "absolute path": (lambda: make_zip(_with(good_files(), **{"/etc/passwd": b"x"})), "absolute path"),
     "windows drive": (lambda: make_zip(_with(good_files(), **{"C:\\Windows\\x.jpg": b"x"})), "absolute path"),
-    "symlink": (lambda: make_zip(good_files(), symlinks={"JPEGImages/link.jpg": "/etc/passwd"}), "symbolic link"),
-    "zip bomb": (lambda: make_zip(_with(good_files(), **{"JPEGImages/bomb.jpg": b"\0" * (40 * 1024**2)})),
-                 "zip bomb"),
+    "symlink": (
+        lambda: make_zip(good_files(), symlinks={"JPEGImages/link.jpg": "/etc/passwd"}),
+        "symbolic link",
+    ),
+    "zip bomb": (
+        lambda: make_zip(_with(good_files(), **{"JPEGImages/bomb.jpg": b"\0" * (40 * 1024**2)})),
+        "zip bomb",
+    ),
     "not a zip": (lambda: b"this is a text file, not a zip", "not a readable zip"),
     "truncated zip": (lambda: make_zip(good_files())[:-30], "not a readable zip"),
     "empty zip": (lambda: make_zip({}), "is empty"),
     "only folders": (lambda: make_zip({"Annotations/": b"", "JPEGImages/": b""}), "is empty"),
     "encrypted": (lambda: make_zip(good_files(), encrypted=("JPEGImages/img0.jpg",)), "password"),
-    "billion laughs": (lambda: make_zip(_with(good_files(), **{"Annotations/img0.xml": BILLION_LAUGHS})),
-                       "DTD, entities"),
-    "external entity": (lambda: make_zip(_with(good_files(), **{"Annotations/img1.xml": EXTERNAL_ENTITY})),
-                        "DTD, entities"),
+    "billion laughs": (
+        lambda: make_zip(_with(good_files(), **{"Annotations/img0.xml": BILLION_LAUGHS})),
+        "DTD, entities",
+    ),
+    "external entity": (
+        lambda: make_zip(_with(good_files(), **{"Annotations/img1.xml": EXTERNAL_ENTITY})),
+        "DTD, entities",
+    ),
     "no Annotations folder": (
         lambda: make_zip({k: v for k, v in good_files().items() if k.startswith("JPEG")}),
-        "no Annotations/ folder"),
+        "no Annotations/ folder",
+    ),
     "no JPEGImages folder": (
         lambda: make_zip({k: v for k, v in good_files().items() if k.startswith("Anno")}),
-        "no JPEGImages/ folder"),
+        "no JPEGImages/ folder",
+    ),
     "zipped the parent of two datasets": (
-        lambda: make_zip({**good_files(prefix="a/"), **good_files(prefix="b/")}), "not their parent"),
+        lambda: make_zip({**good_files(prefix="a/"), **good_files(prefix="b/")}),
+        "not their parent",
+    ),
     "loose files": (lambda: make_zip({"img0.jpg": image_bytes(), "img0.xml": voc_xml()}), "loose files"),
     "nothing pairs": (
         lambda: make_zip({"JPEGImages/a.jpg": image_bytes(), "Annotations/b.xml": voc_xml()}),
-        "No usable image"),
+        "No usable image",
+    ),
     "no boxes at all": (
         lambda: make_zip({"JPEGImages/a.jpg": image_bytes(), "Annotations/a.xml": voc_xml(objects=[])}),
-        "has a box"),
+        "has a box",
+    ),
     "every image corrupt": (
         lambda: make_zip({"JPEGImages/a.jpg": b"\xff\xd8garbage", "Annotations/a.xml": voc_xml()}),
-        "No usable image"),
+        "No usable image",
+    ),
 }
 
 
 def _state(services: Services) -> tuple[int, int, int, set[str]]:
     db = services.db
     return (
-        db["datasets"].count, db["images"].count, db["boxes"].count, services.blobs.all_digests(),
+        db["datasets"].count,
+        db["images"].count,
+        db["boxes"].count,
+        services.blobs.all_digests(),
     )
 
 
@@ -78,7 +99,7 @@ def test_hostile_or_broken_zip_is_refused_and_leaves_nothing(services: Services,
         services.datasets.add("local", "attempt", make())
     assert message in str(err.value)
     assert _state(services) == before
-    assert [d.name for d in services.datasets.list("local")] == ["existing"]
+    assert [d.name for d in services.datasets.list_team("local")] == ["existing"]
 
 
 def test_too_many_files_is_refused(services: Services) -> None:
@@ -90,7 +111,7 @@ def test_too_many_files_is_refused(services: Services) -> None:
 
 def test_total_size_over_the_limit_is_refused(services: Services) -> None:
     services.datasets.limits = type(services.datasets.limits)(max_total_bytes=2000)
-    with pytest.raises(UserError, match="unpacks to .* the limit is"):
+    with pytest.raises(UserError, match=r"unpacks to .* the limit is"):
         services.datasets.add("local", "big", make_zip(good_files(3)))
     assert _state(services) == (0, 0, 0, set())
 

@@ -1,0 +1,110 @@
+"""The `fieldlens` CLI: every command through click, real storage underneath."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from fieldlens.cli import cli
+from storage.voc.synth import make_voc_zip
+from tests.vocdata import good_files, make_zip, voc_xml
+
+
+@pytest.fixture
+def run(tmp_path):
+    runner = CliRunner()
+    home = str(tmp_path / "home")
+
+    def invoke(*args: str, ok: bool = True):
+        result = runner.invoke(cli, ["--home", home, *args], catch_exceptions=False)
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    return invoke
+
+
+def _walk(group: click.Group, prefix: tuple[str, ...] = ()):
+    yield prefix, group
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _walk(cmd, (*prefix, name))
+        else:
+            yield (*prefix, name), cmd
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _walk(cli)], ids=lambda p: " ".join(p) or "fieldlens")
+def test_help_is_useful_on_every_level(run, path) -> None:
+    out = run(*path, "--help").output
+    assert "Usage:" in out
+    cmd = cli
+    for name in path:
+        cmd = cmd.commands[name]
+    assert cmd.help and len(cmd.help.strip()) > 15
+
+
+def test_dataset_life_cycle_in_json(run, tmp_path) -> None:
+    zip_path = tmp_path / "shapes.zip"
+    synth = json.loads(run("dataset", "synth", str(zip_path), "--images", "12", "--json").stdout)
+    assert synth["images"] == 12 and zip_path.exists()
+
+    added = json.loads(run("dataset", "add", str(zip_path), "--name", "shapes", "--json").stdout)
+    assert {"name", "images", "boxes", "labels", "warnings", "errors"} <= set(added)
+    assert added["images"] == 12 and added["errors"] == []
+    assert sum(added["labels"].values()) == added["boxes"]
+
+    listed = json.loads(run("dataset", "list", "--json").stdout)
+    assert [d["name"] for d in listed] == ["shapes"]
+    shown = json.loads(run("dataset", "show", "shapes", "--json").stdout)
+    assert shown["boxes"] == added["boxes"]
+
+    png = tmp_path / "p.png"
+    run("dataset", "preview", "shapes", "--out", str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    (tmp_path / "more.zip").write_bytes(make_voc_zip(images=5, seed=11))
+    run("dataset", "add", str(tmp_path / "more.zip"), "--name", "more")
+    combined = json.loads(run("dataset", "combine", "all", "shapes", "more", "--json").stdout)
+    assert combined["images"] == 17
+
+    run("dataset", "delete", "more", "--yes")
+    assert {d["name"] for d in json.loads(run("dataset", "list", "--json").stdout)} == {"shapes", "all"}
+
+
+def test_refusal_exits_non_zero_with_a_sentence(run, tmp_path) -> None:
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"nope")
+    result = run("dataset", "add", str(bad), "--name", "bad", "--json", ok=False)
+    payload = json.loads(result.stdout)
+    assert "not a readable zip" in payload["errors"][0]
+    text = run("dataset", "add", str(bad), "--name", "bad", ok=False)
+    assert "Error: This file is not a readable zip" in text.output
+    assert "Traceback" not in text.output
+
+
+def test_refused_dataset_reports_its_warnings(run, tmp_path) -> None:
+    files = {
+        "JPEGImages/a.jpg": good_files(1)["JPEGImages/img0.jpg"],
+        "Annotations/a.xml": voc_xml(objects=[]),
+    }
+    (tmp_path / "empty.zip").write_bytes(make_zip(files))
+    payload = json.loads(
+        run("dataset", "add", str(tmp_path / "empty.zip"), "--name", "e", "--json", ok=False).stdout
+    )
+    assert "has a box" in payload["errors"][0]
+
+
+def test_other_teams_datasets_are_not_found(run, tmp_path) -> None:
+    (tmp_path / "s.zip").write_bytes(make_voc_zip(images=4, seed=1))
+    run("dataset", "add", str(tmp_path / "s.zip"), "--name", "ours", "--team", "111")
+    result = run("dataset", "show", "ours", "--team", "222", ok=False)
+    assert "No dataset named 'ours'" in result.output
+
+
+def test_demo_ingests_the_sample_dataset_twice_safely(run) -> None:
+    first = json.loads(run("demo", "--images", "20", "--json").stdout)
+    assert first["dataset"]["images"] == 20
+    second = json.loads(run("demo", "--images", "20", "--json").stdout)
+    assert second["dataset"]["id"] == first["dataset"]["id"]

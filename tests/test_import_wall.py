@@ -1,0 +1,30 @@
+"""The import wall: the bot never loads TensorFlow; the edge loads neither TensorFlow nor discord."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+FORBIDDEN = {
+    "storage": ("tensorflow", "keras", "discord", "trainer", "bot"),
+    "bot": ("tensorflow", "keras", "trainer"),
+    "edge": ("tensorflow", "keras", "discord", "trainer", "bot", "storage"),
+    "fieldlens.cli": ("tensorflow", "keras", "discord"),
+}
+
+
+@pytest.mark.parametrize("package", list(FORBIDDEN))
+def test_package_does_not_import_forbidden_modules(package: str) -> None:
+    forbidden = FORBIDDEN[package]
+    code = (
+        "import importlib, pkgutil, sys\n"
+        f"pkg = importlib.import_module({package!r})\n"
+        "for m in pkgutil.walk_packages(getattr(pkg, '__path__', []), pkg.__name__ + '.'):\n"
+        "    importlib.import_module(m.name)\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{package} imported {out.stdout.strip()}"
