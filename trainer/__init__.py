@@ -1,0 +1,1 @@
+"""FieldLens trainer: owns TensorFlow. Data pipeline, SSD models, training, evaluation, export."""

@@ -1,0 +1,80 @@
+"""Training hyperparameters: one dataclass, saved as JSON next to every checkpoint and export."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+MODELS = ("ssd_mobilenet_v2_320", "ssd_mobilenet_v2_fpnlite_320")
+DEFAULT_MODEL = MODELS[0]
+CHECKPOINT_EVERY = 100
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = DEFAULT_MODEL
+    input_size: int = 320
+    alpha: float = 1.0  # MobileNetV2 width multiplier (tests use 0.35)
+    weights: str = "none"  # "imagenet", "none", or a path to a Keras weights file
+    labels: tuple[str, ...] = ()
+    steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 0.02  # peak, after warm-up; SGD with momentum
+    warmup_steps: int = 100
+    weight_decay: float = 4e-5
+    bn_momentum: float = 0.9  # Keras' MobileNetV2 default 0.999 is far too slow for short runs
+    checkpoint_every: int = CHECKPOINT_EVERY
+    max_seconds: float | None = None
+    early_stopping_patience: int | None = None  # evaluations without mAP gain; off by default
+    seed: int = 0
+    augment: bool = True
+    head_channels: int = 0  # extra-feature channels; 0 = model default
+    score_threshold: float = 0.3  # for precision/recall and the deployed preview
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def save(self, path: Path) -> None:
+        from storage.blobs import atomic_write
+
+        atomic_write(Path(path), self.to_json().encode())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "labels" in values:
+            values["labels"] = tuple(values["labels"])
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def with_(self, **changes: object) -> TrainConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def effective_batch_size(requested: int, train_images: int) -> int:
+    """ftc-ml's rule: halve the batch size until it is no larger than the number of training images."""
+    batch = requested
+    while batch > 1 and batch > train_images:
+        batch //= 2
+    return max(batch, 1)
+
+
+def epochs_for(steps: int, batch_size: int, train_images: int) -> float:
+    """ftc-ml's formula: epochs = steps * batch / training images."""
+    return steps * batch_size / max(train_images, 1)

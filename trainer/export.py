@@ -1,0 +1,148 @@
+"""Export a trained detector to TFLite: float32 and fully int8-quantized, both ending in the fused
+TFLite_Detection_PostProcess op, so the outputs are exactly boxes [1, K, 4] (ymin, xmin, ymax, xmax,
+normalised), classes [1, K], scores [1, K] and count [1], in that order.
+
+How (each step avoids a trap seen before):
+1. The network (pre-processing included) is traced and frozen on its own, so its weights become
+   constants rather than resource variables the converter would keep.
+2. A new tf.function calls the frozen graph, then a stub function carrying
+   `experimental_implements` for the post-process op. The stub is not frozen (freezing would
+   constant-fold it away); the converter replaces it with the fused op.
+3. It is saved as a SavedModel and converted; the outputs are checked by shape and put in the
+   standard order if the converter emitted them otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from trainer.models.detector import Detector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """Attributes of the TFLite detection post-process op."""
+
+    max_detections: int = 50
+    score_threshold: float = 0.01
+    iou_threshold: float = 0.5
+    max_classes_per_detection: int = 1
+    detections_per_class: int = 100
+    use_regular_nms: bool = False
+
+    def signature(self, num_classes: int) -> str:
+        attrs = {
+            "max_detections": ("i", self.max_detections),
+            "max_classes_per_detection": ("i", self.max_classes_per_detection),
+            "detections_per_class": ("i", self.detections_per_class),
+            "use_regular_nms": ("b", str(self.use_regular_nms).lower()),
+            "nms_score_threshold": ("f", self.score_threshold),
+            "nms_iou_threshold": ("f", self.iou_threshold),
+            "num_classes": ("i", num_classes),
+            "y_scale": ("f", 10.0),
+            "x_scale": ("f", 10.0),
+            "h_scale": ("f", 5.0),
+            "w_scale": ("f", 5.0),
+        }
+        text = ['name: "TFLite_Detection_PostProcess"']
+        for key, (kind, value) in attrs.items():
+            text.append(f'attr {{ key: "{key}" value {{ {kind}: {value} }} }}')
+        return " ".join(text)
+
+
+def _frozen_network(detector: Detector) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    size = detector.config.input_size
+    network = detector.network
+
+    @tf.function
+    def raw(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        boxes, logits = network(images, training=False)
+        scores = tf.sigmoid(logits)
+        # the op expects a background column first, which it skips
+        background = tf.zeros_like(scores[..., :1])
+        return boxes, tf.concat([background, scores], axis=-1)
+
+    concrete = raw.get_concrete_function(tf.TensorSpec([1, size, size, 3], tf.float32))
+    return convert_variables_to_constants_v2(concrete)
+
+
+class _ExportModule(tf.Module):
+    def __init__(self, detector: Detector, post: PostProcess) -> None:
+        super().__init__()
+        self._frozen = _frozen_network(detector)
+        self._anchors = tf.constant(detector.anchors, tf.float32)
+        size = detector.config.input_size
+        num_classes = detector.config.num_classes
+
+        @tf.function(experimental_implements=post.signature(num_classes))
+        def post_process(box_encodings, class_predictions, anchors):
+            del box_encodings, class_predictions, anchors
+            return (tf.constant(0.0, name="boxes"), tf.constant(0.0, name="classes"),
+                    tf.constant(0.0, name="scores"), tf.constant(0.0, name="num_detections"))
+
+        @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="images")])
+        def serve(images):
+            boxes, scores = self._frozen(images)
+            return post_process(boxes, scores, self._anchors)
+
+        self.serve = serve
+
+
+def convert(
+    detector: Detector,
+    out: Path,
+    representative: Callable[[], Iterator[np.ndarray]] | None,
+    post: PostProcess = PostProcess(),
+) -> Path:
+    """Write a float32 .tflite, or with `representative` (float32 [1,H,W,3] 0..255 images) an int8 one
+    with uint8 input."""
+    module = _ExportModule(detector, post)
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.allow_custom_ops = True
+        if representative is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([img] for img in representative())
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.uint8
+        data = converter.convert()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(standardize_outputs(data))
+    return out
+
+
+POSTPROCESS_OP = b"TFLite_Detection_PostProcess"
+OUTPUT_NAMES = ("TFLite_Detection_PostProcess", *(f"TFLite_Detection_PostProcess:{i}" for i in (1, 2, 3)))
+
+
+def standardize_outputs(data: bytes) -> bytes:
+    """Make the model's outputs the post-process op's four, in the op's order, with the standard names
+    (boxes, classes, scores, count), whatever order the converter chose."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    graph = model.subgraphs[0]
+    ops = [op for op in graph.operators if model.operatorCodes[op.opcodeIndex].customCode == POSTPROCESS_OP]
+    if len(ops) != 1:
+        raise RuntimeError(f"expected one {POSTPROCESS_OP.decode()} op in the converted model, found {len(ops)}")
+    outputs = list(ops[0].outputs)
+    graph.outputs = outputs
+    for index, name in zip(outputs, OUTPUT_NAMES, strict=True):
+        graph.tensors[index].name = name.encode()
+    for signature in model.signatureDefs or []:
+        by_tensor = {t.tensorIndex: t for t in signature.outputs}
+        signature.outputs = [by_tensor[i] for i in outputs if i in by_tensor]
+        for t, key in zip(signature.outputs, ("boxes", "classes", "scores", "count"), strict=False):
+            t.name = key.encode()
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

@@ -1,0 +1,68 @@
+"""The MobileNetV2 backbone, its starting weights, and the BatchNorm momentum fix."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import keras
+
+from storage.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class WeightsUnavailable(UserError):
+    """The requested backbone weights cannot be loaded."""
+
+
+def mobilenet_v2(input_size: int, alpha: float, weights: str) -> keras.Model:
+    """MobileNetV2 without its classifier; `weights` is 'imagenet', 'none' or a weights file path.
+
+    Never falls back to random weights silently: a failed load raises WeightsUnavailable.
+    """
+    shape = (input_size, input_size, 3)
+    if weights == "imagenet":
+        try:
+            return keras.applications.MobileNetV2(input_shape=shape, alpha=alpha, include_top=False,
+                                                  weights="imagenet")
+        except Exception as e:  # Keras raises plain Exception on a failed download
+            raise WeightsUnavailable(
+                f"Could not download the ImageNet MobileNetV2 weights ({e}). This machine may be offline. "
+                "Use --weights PATH with a Keras MobileNetV2 weights file (for example "
+                "mobilenet_v2_1.0_no_top.weights.h5), or --weights none to train from scratch "
+                "(needs far more data and steps)."
+            ) from e
+    backbone = keras.applications.MobileNetV2(input_shape=shape, alpha=alpha, include_top=False, weights=None)
+    if weights in ("none", ""):
+        return backbone
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsUnavailable(
+            f"Weights file {path} does not exist. Give the path to a Keras MobileNetV2 weights file, "
+            "'imagenet' to download them, or 'none' to train from scratch."
+        )
+    try:
+        backbone.load_weights(str(path))
+    except Exception as e:  # shape mismatch, wrong format
+        raise WeightsUnavailable(
+            f"Could not load {path} into MobileNetV2 (alpha {alpha}): {e}. The file must hold a "
+            "MobileNetV2 without top of the same width (alpha)."
+        ) from e
+    log.info("loaded backbone weights from %s", path)
+    return backbone
+
+
+def set_bn_momentum(model: keras.Model, momentum: float) -> int:
+    """Set every BatchNormalization's momentum; returns how many layers changed.
+
+    Keras' MobileNetV2 uses 0.999: over a few hundred steps the moving statistics barely move
+    from their initial values, so evaluation (which uses them) collapses while training loss looks
+    fine. A shorter horizon lets them follow the data.
+    """
+    n = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+            n += 1
+    return n

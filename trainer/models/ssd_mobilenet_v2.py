@@ -1,0 +1,81 @@
+"""SSD MobileNet v2 with SSDLite heads, as ftc-ml trained it (320x320 by default).
+
+Features: block_13_expand_relu (stride 16) and out_relu (stride 32) of MobileNetV2, then four
+extra layers down to 1x1, each 1x1 conv -> 3x3 depthwise stride 2 -> 1x1 conv. Each of the six
+levels has a depthwise-separable box head and class head.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from trainer.anchors import ssd_anchors, ssd_anchors_per_cell
+from trainer.config import TrainConfig
+from trainer.models.backbone import mobilenet_v2, set_bn_momentum
+from trainer.models.detector import Detector
+
+EXTRA_CHANNELS = ((256, 512), (128, 256), (128, 256), (64, 128))
+WEIGHT_DECAY = keras.regularizers.L2(4e-5)
+
+
+def conv_bn(x, filters: int, kernel: int, stride: int = 1, name: str = "", depthwise: bool = False):
+    if depthwise:
+        x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
+                                   depthwise_regularizer=WEIGHT_DECAY, name=f"{name}_dw")(x)
+    else:
+        x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
+                          kernel_regularizer=WEIGHT_DECAY, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x)
+
+
+def separable_head(x, outputs: int, name: str, bias_init: float = 0.0):
+    """SSDLite predictor: 3x3 depthwise + BN + ReLU6, then a 1x1 conv to the predictions."""
+    x = conv_bn(x, 0, 3, name=f"{name}_pre", depthwise=True)
+    return layers.Conv2D(outputs, 1, padding="same", kernel_regularizer=WEIGHT_DECAY,
+                         bias_initializer=keras.initializers.Constant(bias_init), name=name)(x)
+
+
+def flatten_predictions(maps, per_anchor: int, name: str):
+    flat = [layers.Reshape((-1, per_anchor), name=f"{name}_flat{i}")(m) for i, m in enumerate(maps)]
+    return layers.Concatenate(axis=1, name=name)(flat)
+
+
+# Prior probability of an object for the class bias (focal-loss init): log(0.01 / 0.99).
+PRIOR_BIAS = -4.595
+
+
+def build_ssd_mobilenet_v2(config: TrainConfig) -> Detector:
+    size, alpha = config.input_size, config.alpha
+    images = keras.Input((size, size, 3), name="images")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(images)
+    backbone = mobilenet_v2(size, alpha, config.weights)
+    features = keras.Model(
+        backbone.input,
+        [backbone.get_layer("block_13_expand_relu").output, backbone.get_layer("out_relu").output],
+        name="backbone",
+    )
+    c4, c5 = features(x)
+    maps = [c4, c5]
+    y = c5
+    shrink = min(1.0, max(alpha, 0.25))  # narrower extras for narrow test models
+    for i, (mid, out) in enumerate(EXTRA_CHANNELS):
+        y = conv_bn(y, max(16, int(mid * shrink)), 1, name=f"extra{i}_a")
+        y = conv_bn(y, 0, 3, 2, name=f"extra{i}_b", depthwise=True)
+        y = conv_bn(y, max(16, int(out * shrink)), 1, name=f"extra{i}_c")
+        maps.append(y)
+
+    per_cell = ssd_anchors_per_cell(len(maps))
+    num_classes = config.num_classes
+    box_maps = [separable_head(m, a * 4, f"box_head{i}") for i, (m, a) in enumerate(zip(maps, per_cell, strict=True))]
+    cls_maps = [
+        separable_head(m, a * num_classes, f"class_head{i}", PRIOR_BIAS)
+        for i, (m, a) in enumerate(zip(maps, per_cell, strict=True))
+    ]
+    boxes = flatten_predictions(box_maps, 4, "box_encodings")
+    logits = flatten_predictions(cls_maps, num_classes, "class_logits")
+    network = keras.Model(images, [boxes, logits], name=config.model)
+    set_bn_momentum(network, config.bn_momentum)
+    grids = [int(m.shape[1]) for m in maps]
+    return Detector(network, ssd_anchors(grids), config)
