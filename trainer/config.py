@@ -20,7 +20,7 @@ class TrainConfig:
     labels: tuple[str, ...] = ()
     steps: int = 1000
     batch_size: int = 32
-    learning_rate: float = 0.02  # peak, after warm-up; SGD with momentum
+    learning_rate: float = 0.002  # peak, after warm-up (Adam)
     warmup_steps: int = 100
     weight_decay: float = 4e-5
     bn_momentum: float = 0.9  # Keras' MobileNetV2 default 0.999 is far too slow for short runs
