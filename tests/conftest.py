@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,41 @@ def shared_dir() -> Path:
     if not (SHARED / "datasets").is_dir():
         pytest.skip("../shared/datasets is not present (fresh clone)")
     return SHARED
+
+
+@dataclass
+class TrainedModel:
+    """One tiny model trained once per test session and shared by export, edge and bot tests."""
+
+    out_dir: Path
+    manifest: dict
+    config: object
+    data: object
+    result: object
+    services: Services
+
+
+TINY = dict(
+    input_size=128,
+    alpha=0.35,
+    batch_size=16,
+    learning_rate=0.003,
+    warmup_steps=20,
+    weights="none",
+    augment=False,
+    checkpoint_every=100,
+)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    from trainer.config import TrainConfig
+    from trainer.pipeline import load_data, train_and_deliver
+
+    root = tmp_path_factory.mktemp("trained")
+    services = open_services(Settings(home=root / "home"))
+    services.datasets.add("local", "shapes", make_voc_zip(images=40, seed=21))
+    label_map, data = load_data(services, "local", ["shapes"], root / "cache")
+    config = TrainConfig(labels=label_map.labels, steps=200, **TINY)
+    result, manifest = train_and_deliver(config, data, root / "work", root / "model")
+    return TrainedModel(root / "model", manifest, config, data, result, services)

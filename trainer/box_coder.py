@@ -65,7 +65,9 @@ def iou(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return inter / tf.maximum(area_a + area_b - inter, 1e-8)
 
 
-def match(gt_boxes: tf.Tensor, gt_classes: tf.Tensor, anchors: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def match(
+    gt_boxes: tf.Tensor, gt_classes: tf.Tensor, anchors: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Assign ground truth to anchors for one image.
 
     gt_boxes [M, 4] corners, gt_classes [M] int32 in 1..C, anchors [N, 4] center form.

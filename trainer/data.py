@@ -52,7 +52,9 @@ class ImageCache:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(samples), size, size, 3))
+            array = np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=np.uint8, shape=(len(samples), size, size, 3)
+            )
 
             def fill(i: int) -> None:
                 array[i] = decode_resized(samples[i].load(), size)
@@ -137,8 +139,9 @@ def augment(image: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, size: int):
     image, boxes, classes = tf.cond(
         choice < 0.5,
         lambda: _crop(image, boxes, classes, size),
-        lambda: tf.cond(choice < 0.7, lambda: (*_zoom_out(image, boxes, size), classes),
-                        lambda: (image, boxes, classes)),
+        lambda: tf.cond(
+            choice < 0.7, lambda: (*_zoom_out(image, boxes, size), classes), lambda: (image, boxes, classes)
+        ),
     )
     # drop boxes that a crop left thinner than a pixel
     keep = ((boxes[:, 2] - boxes[:, 0]) * size >= 1.0) & ((boxes[:, 3] - boxes[:, 1]) * size >= 1.0)
@@ -146,7 +149,12 @@ def augment(image: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, size: int):
 
 
 def train_dataset(
-    cache: ImageCache, samples: Sequence[Sample], anchors: np.ndarray, batch_size: int, seed: int, augment_images: bool
+    cache: ImageCache,
+    samples: Sequence[Sample],
+    anchors: np.ndarray,
+    batch_size: int,
+    seed: int,
+    augment_images: bool,
 ) -> tf.data.Dataset:
     """Endless shuffled batches of (images [B,S,S,3] float32, (box targets [B,N,4], class targets [B,N],
     weights [B,N]))."""

@@ -26,8 +26,9 @@ class Detections:
     classes: np.ndarray  # [K] int, 1..C
 
 
-def make_predict_fn(detector: Detector, max_detections: int = 100, score_threshold: float = 0.01,
-                    iou_threshold: float = 0.5):
+def make_predict_fn(
+    detector: Detector, max_detections: int = 100, score_threshold: float = 0.01, iou_threshold: float = 0.5
+):
     anchors = tf.constant(detector.anchors)
     network = detector.network
 
@@ -36,8 +37,12 @@ def make_predict_fn(detector: Detector, max_detections: int = 100, score_thresho
         box_enc, logits = network(tf.cast(images, tf.float32), training=False)
         boxes = tf.clip_by_value(box_coder.decode(box_enc, anchors), 0.0, 1.0)
         nms = tf.image.combined_non_max_suppression(
-            boxes[:, :, None, :], tf.sigmoid(logits), max_output_size_per_class=max_detections,
-            max_total_size=max_detections, iou_threshold=iou_threshold, score_threshold=score_threshold,
+            boxes[:, :, None, :],
+            tf.sigmoid(logits),
+            max_output_size_per_class=max_detections,
+            max_total_size=max_detections,
+            iou_threshold=iou_threshold,
+            score_threshold=score_threshold,
             clip_boxes=False,
         )
         return nms.nmsed_boxes, nms.nmsed_scores, nms.nmsed_classes, nms.valid_detections, box_enc, logits
@@ -74,8 +79,16 @@ def coco_metrics(
     for i, ((boxes, classes), det) in enumerate(zip(truths, predictions, strict=True)):
         images.append({"id": i, "width": 1000, "height": 1000})
         for j, (box, cls) in enumerate(zip(_coco_boxes(boxes), classes, strict=True)):
-            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(cls), "bbox": box,
-                                "area": box[2] * box[3], "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i,
+                    "category_id": int(cls),
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
             del j
         for box, score, cls in zip(_coco_boxes(det.boxes), det.scores, det.classes, strict=True):
             results.append({"image_id": i, "category_id": int(cls), "bbox": box, "score": float(score)})
@@ -111,7 +124,9 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _threshold_stats(truths, predictions, labels, threshold: float) -> dict[str, object]:
     """Precision, recall and a confusion matrix at one score threshold (greedy IoU >= 0.5 matching)."""
     c = len(labels)
-    confusion = np.zeros((c + 1, c + 1), np.int64)  # last row: background (false positive); last column: missed
+    confusion = np.zeros(
+        (c + 1, c + 1), np.int64
+    )  # last row: background (false positive); last column: missed
     tp = fp = fn = 0
     for (gt_boxes, gt_classes), det in zip(truths, predictions, strict=True):
         keep = det.scores >= threshold
@@ -119,7 +134,11 @@ def _threshold_stats(truths, predictions, labels, threshold: float) -> dict[str,
         overlaps = _iou_matrix(np.asarray(gt_boxes), boxes)
         used = set()
         for g in np.argsort(-overlaps.max(axis=1)) if len(boxes) else range(len(gt_boxes)):
-            candidates = [d for d in np.argsort(-overlaps[g]) if d not in used and overlaps[g, d] >= IOU_MATCH] if len(boxes) else []
+            candidates = (
+                [d for d in np.argsort(-overlaps[g]) if d not in used and overlaps[g, d] >= IOU_MATCH]
+                if len(boxes)
+                else []
+            )
             if candidates:
                 d = candidates[0]
                 used.add(d)

@@ -87,8 +87,12 @@ class _ExportModule(tf.Module):
         @tf.function(experimental_implements=post.signature(num_classes))
         def post_process(box_encodings, class_predictions, anchors):
             del box_encodings, class_predictions, anchors
-            return (tf.constant(0.0, name="boxes"), tf.constant(0.0, name="classes"),
-                    tf.constant(0.0, name="scores"), tf.constant(0.0, name="num_detections"))
+            return (
+                tf.constant(0.0, name="boxes"),
+                tf.constant(0.0, name="classes"),
+                tf.constant(0.0, name="scores"),
+                tf.constant(0.0, name="num_detections"),
+            )
 
         @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="images")])
         def serve(images):
@@ -135,7 +139,9 @@ def standardize_outputs(data: bytes) -> bytes:
     graph = model.subgraphs[0]
     ops = [op for op in graph.operators if model.operatorCodes[op.opcodeIndex].customCode == POSTPROCESS_OP]
     if len(ops) != 1:
-        raise RuntimeError(f"expected one {POSTPROCESS_OP.decode()} op in the converted model, found {len(ops)}")
+        raise RuntimeError(
+            f"expected one {POSTPROCESS_OP.decode()} op in the converted model, found {len(ops)}"
+        )
     outputs = list(ops[0].outputs)
     graph.outputs = outputs
     for index, name in zip(outputs, OUTPUT_NAMES, strict=True):

@@ -7,8 +7,9 @@ import tensorflow as tf
 from trainer import box_coder
 
 
-def focal_loss(logits: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, alpha: float = 0.25,
-               gamma: float = 2.0) -> tf.Tensor:
+def focal_loss(
+    logits: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, alpha: float = 0.25, gamma: float = 2.0
+) -> tf.Tensor:
     """logits [B, N, C], targets [B, N] in 0..C (0 = background), weights [B, N] -> summed loss."""
     num_classes = tf.shape(logits)[-1]
     onehot = tf.one_hot(targets - 1, num_classes)  # background -> all zeros
@@ -22,8 +23,12 @@ def focal_loss(logits: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, alpha:
 
 def giou_loss(pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """1 - generalised IoU of corner boxes [..., 4] (elementwise)."""
-    inter_h = tf.maximum(tf.minimum(pred[..., 2], target[..., 2]) - tf.maximum(pred[..., 0], target[..., 0]), 0.0)
-    inter_w = tf.maximum(tf.minimum(pred[..., 3], target[..., 3]) - tf.maximum(pred[..., 1], target[..., 1]), 0.0)
+    inter_h = tf.maximum(
+        tf.minimum(pred[..., 2], target[..., 2]) - tf.maximum(pred[..., 0], target[..., 0]), 0.0
+    )
+    inter_w = tf.maximum(
+        tf.minimum(pred[..., 3], target[..., 3]) - tf.maximum(pred[..., 1], target[..., 1]), 0.0
+    )
     inter = inter_h * inter_w
     area_p = tf.maximum(pred[..., 2] - pred[..., 0], 0.0) * tf.maximum(pred[..., 3] - pred[..., 1], 0.0)
     area_t = (target[..., 2] - target[..., 0]) * (target[..., 3] - target[..., 1])

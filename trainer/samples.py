@@ -15,7 +15,10 @@ from trainer.data import Sample
 
 def to_sample(image: ImageRecord, label_map: LabelMap, blobs: BlobStore) -> Sample:
     boxes = np.array(
-        [[b.ymin / image.height, b.xmin / image.width, b.ymax / image.height, b.xmax / image.width] for b in image.boxes],
+        [
+            [b.ymin / image.height, b.xmin / image.width, b.ymax / image.height, b.xmax / image.width]
+            for b in image.boxes
+        ],
         np.float32,
     ).reshape(-1, 4)
     classes = np.array([label_map.id_of(b.label) for b in image.boxes], np.int32)

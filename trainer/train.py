@@ -72,8 +72,9 @@ class TrainResult:
     images_per_second: float = 0.0
 
 
-def _save_checkpoint(workdir: Path, step: int, detector: Detector, optimizer: keras.optimizers.Optimizer,
-                     extra: dict) -> Path:
+def _save_checkpoint(
+    workdir: Path, step: int, detector: Detector, optimizer: keras.optimizers.Optimizer, extra: dict
+) -> Path:
     """Write a checkpoint folder atomically (temp folder, then rename) and point `latest` at it."""
     final = workdir / "checkpoints" / f"step-{step:07d}"
     tmp = final.with_name(final.name + ".tmp")
@@ -85,7 +86,9 @@ def _save_checkpoint(workdir: Path, step: int, detector: Detector, optimizer: ke
     atomic_write(tmp / "state.json", json.dumps({"step": step, **extra}).encode())
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    atomic_write(workdir / "checkpoints" / "latest.json", json.dumps({"path": final.name, "step": step}).encode())
+    atomic_write(
+        workdir / "checkpoints" / "latest.json", json.dumps({"path": final.name, "step": step}).encode()
+    )
     return final
 
 
@@ -108,7 +111,9 @@ def _restore_optimizer(optimizer: keras.optimizers.Optimizer, variables: Sequenc
     with np.load(path / "optimizer.npz") as data:
         arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
     if len(arrays) != len(optimizer.variables):
-        raise RuntimeError(f"checkpoint {path} has {len(arrays)} optimizer variables, expected {len(optimizer.variables)}")
+        raise RuntimeError(
+            f"checkpoint {path} has {len(arrays)} optimizer variables, expected {len(optimizer.variables)}"
+        )
     for var, value in zip(optimizer.variables, arrays, strict=True):
         var.assign(value)
 
@@ -157,7 +162,16 @@ class Trainer:
 
         train_cache = ImageCache(self.data.train, cfg.input_size, self.data.cache_dir)
         val_cache = ImageCache(self.data.val, cfg.input_size, self.data.cache_dir) if self.data.val else None
-        batches = iter(train_dataset(train_cache, self.data.train, detector.anchors, cfg.batch_size, cfg.seed + start_step, cfg.augment))
+        batches = iter(
+            train_dataset(
+                train_cache,
+                self.data.train,
+                detector.anchors,
+                cfg.batch_size,
+                cfg.seed + start_step,
+                cfg.augment,
+            )
+        )
         predict = evaluate.make_predict_fn(detector)
 
         @tf.function(reduce_retracing=True)
@@ -165,8 +179,9 @@ class Trainer:
             box_t, cls_t, weights = targets
             with tf.GradientTape() as tape:
                 box_p, logits = network(images, training=True)
-                losses = detection_loss(box_p, logits, box_t, cls_t, weights, anchors,
-                                        float(cfg.extras.get("giou_weight", 1.0)))
+                losses = detection_loss(
+                    box_p, logits, box_t, cls_t, weights, anchors, float(cfg.extras.get("giou_weight", 1.0))
+                )
                 reg = tf.add_n(network.losses) if network.losses else 0.0
                 total = losses["total"] + reg
             grads = tape.gradient(total, network.trainable_variables)
@@ -187,21 +202,43 @@ class Trainer:
             step += 1
             images_seen += cfg.batch_size
             if not math.isfinite(losses["total"]):
-                raise FloatingPointError(f"training diverged at step {step} (loss {losses['total']}); lower the learning rate")
+                raise FloatingPointError(
+                    f"training diverged at step {step} (loss {losses['total']}); lower the learning rate"
+                )
             elapsed = time.monotonic() - started
             rate = images_seen / max(time.monotonic() - timed_since, 1e-9)
             eta = (cfg.steps - step) * cfg.batch_size / max(rate, 1e-9)
-            self.on_event({"kind": "step", "step": step, "steps": cfg.steps, "loss": losses, "images_per_second": rate,
-                           "eta_seconds": eta, "elapsed_seconds": elapsed, "learning_rate": float(schedule(step))})
+            self.on_event(
+                {
+                    "kind": "step",
+                    "step": step,
+                    "steps": cfg.steps,
+                    "loss": losses,
+                    "images_per_second": rate,
+                    "eta_seconds": eta,
+                    "elapsed_seconds": elapsed,
+                    "learning_rate": float(optimizer.learning_rate),
+                }
+            )  # at the restored iteration count
             stop = self.should_stop()
             out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
             at_checkpoint = step % cfg.checkpoint_every == 0 or step == cfg.steps
             if at_checkpoint or stop or out_of_time:
-                metrics = self._evaluate(predict, val_cache, detector, losses, anchors, step) if val_cache else {"step": step, "train_loss": losses}
+                metrics = (
+                    self._evaluate(predict, val_cache, detector, losses, anchors, step)
+                    if val_cache
+                    else {"step": step, "train_loss": losses}
+                )
                 history.append(metrics)
                 map50 = float(metrics.get("map50", 0.0))  # type: ignore[arg-type]
                 improved = map50 > best_map or val_cache is None
-                latest = _save_checkpoint(self.workdir, step, detector, optimizer, {"best_map": max(best_map, map50), "metrics": metrics})
+                latest = _save_checkpoint(
+                    self.workdir,
+                    step,
+                    detector,
+                    optimizer,
+                    {"best_map": max(best_map, map50), "metrics": metrics},
+                )
                 if improved:
                     best_map = map50
                     shutil.rmtree(best_path, ignore_errors=True)
@@ -221,19 +258,30 @@ class Trainer:
                     reason = "early_stopping"
                     break
         seconds = time.monotonic() - started
-        result = TrainResult(step, reason, seconds, latest, best_path if best_path.exists() else None, metrics,
-                             images_seen / max(seconds, 1e-9))
+        result = TrainResult(
+            step,
+            reason,
+            seconds,
+            latest,
+            best_path if best_path.exists() else None,
+            metrics,
+            images_seen / max(seconds, 1e-9),
+        )
         self.on_event({"kind": "finished", **{k: v for k, v in asdict(result).items() if k != "metrics"}})
         return result
 
     def _best_path(self) -> Path:
         return self.workdir / "checkpoints" / "best"
 
-    def _evaluate(self, predict, val_cache: ImageCache, detector: Detector, train_losses: dict, anchors, step: int) -> dict[str, object]:
+    def _evaluate(
+        self, predict, val_cache: ImageCache, detector: Detector, train_losses: dict, anchors, step: int
+    ) -> dict[str, object]:
         images = val_cache.images
         detections = evaluate.detect(predict, images)
         truths = [(s.boxes, s.classes) for s in self.data.val]
-        metrics = evaluate.coco_metrics(truths, detections, detector.config.labels, detector.config.score_threshold)
+        metrics = evaluate.coco_metrics(
+            truths, detections, detector.config.labels, detector.config.score_threshold
+        )
         metrics["val_loss"] = self._val_loss(detector, val_cache, anchors)
         metrics["train_loss"] = train_losses
         metrics["step"] = step
@@ -252,7 +300,14 @@ class Trainer:
         for start in range(0, len(cache), 16):
             idx = range(start, min(start + 16, len(cache)))
             images = tf.constant(np.asarray(cache.images[start : start + 16]), tf.float32)
-            matched = [box_coder.match(tf.constant(self.data.val[i].boxes.reshape(-1, 4)), tf.constant(self.data.val[i].classes), anchors) for i in idx]
+            matched = [
+                box_coder.match(
+                    tf.constant(self.data.val[i].boxes.reshape(-1, 4)),
+                    tf.constant(self.data.val[i].classes),
+                    anchors,
+                )
+                for i in idx
+            ]
             box_t, cls_t, w = (tf.stack(x) for x in zip(*matched, strict=True))
             box_p, logits = detector.network(images, training=False)
             totals.append(float(detection_loss(box_p, logits, box_t, cls_t, w, anchors)["total"]) * len(idx))

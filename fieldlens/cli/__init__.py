@@ -8,6 +8,7 @@ from fieldlens import __version__
 from fieldlens.cli.common import FieldLensGroup, make_state
 from fieldlens.cli.dataset import dataset
 from fieldlens.cli.demo import demo
+from fieldlens.cli.train import model, train
 
 
 @click.group(cls=FieldLensGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +28,8 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 cli.add_command(dataset)
 cli.add_command(demo)
+cli.add_command(train)
+cli.add_command(model)
 
 
 def main() -> None:

@@ -24,8 +24,9 @@ def mobilenet_v2(input_size: int, alpha: float, weights: str) -> keras.Model:
     shape = (input_size, input_size, 3)
     if weights == "imagenet":
         try:
-            return keras.applications.MobileNetV2(input_shape=shape, alpha=alpha, include_top=False,
-                                                  weights="imagenet")
+            return keras.applications.MobileNetV2(
+                input_shape=shape, alpha=alpha, include_top=False, weights="imagenet"
+            )
         except Exception as e:  # Keras raises plain Exception on a failed download
             raise WeightsUnavailable(
                 f"Could not download the ImageNet MobileNetV2 weights ({e}). This machine may be offline. "

@@ -21,11 +21,24 @@ WEIGHT_DECAY = keras.regularizers.L2(4e-5)
 
 def conv_bn(x, filters: int, kernel: int, stride: int = 1, name: str = "", depthwise: bool = False):
     if depthwise:
-        x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
-                                   depthwise_regularizer=WEIGHT_DECAY, name=f"{name}_dw")(x)
+        x = layers.DepthwiseConv2D(
+            kernel,
+            stride,
+            padding="same",
+            use_bias=False,
+            depthwise_regularizer=WEIGHT_DECAY,
+            name=f"{name}_dw",
+        )(x)
     else:
-        x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
-                          kernel_regularizer=WEIGHT_DECAY, name=f"{name}_conv")(x)
+        x = layers.Conv2D(
+            filters,
+            kernel,
+            stride,
+            padding="same",
+            use_bias=False,
+            kernel_regularizer=WEIGHT_DECAY,
+            name=f"{name}_conv",
+        )(x)
     x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
     return layers.ReLU(6.0, name=f"{name}_relu")(x)
 
@@ -33,8 +46,14 @@ def conv_bn(x, filters: int, kernel: int, stride: int = 1, name: str = "", depth
 def separable_head(x, outputs: int, name: str, bias_init: float = 0.0):
     """SSDLite predictor: 3x3 depthwise + BN + ReLU6, then a 1x1 conv to the predictions."""
     x = conv_bn(x, 0, 3, name=f"{name}_pre", depthwise=True)
-    return layers.Conv2D(outputs, 1, padding="same", kernel_regularizer=WEIGHT_DECAY,
-                         bias_initializer=keras.initializers.Constant(bias_init), name=name)(x)
+    return layers.Conv2D(
+        outputs,
+        1,
+        padding="same",
+        kernel_regularizer=WEIGHT_DECAY,
+        bias_initializer=keras.initializers.Constant(bias_init),
+        name=name,
+    )(x)
 
 
 def flatten_predictions(maps, per_anchor: int, name: str):
@@ -68,7 +87,9 @@ def build_ssd_mobilenet_v2(config: TrainConfig) -> Detector:
 
     per_cell = ssd_anchors_per_cell(len(maps))
     num_classes = config.num_classes
-    box_maps = [separable_head(m, a * 4, f"box_head{i}") for i, (m, a) in enumerate(zip(maps, per_cell, strict=True))]
+    box_maps = [
+        separable_head(m, a * 4, f"box_head{i}") for i, (m, a) in enumerate(zip(maps, per_cell, strict=True))
+    ]
     cls_maps = [
         separable_head(m, a * num_classes, f"class_head{i}", PRIOR_BIAS)
         for i, (m, a) in enumerate(zip(maps, per_cell, strict=True))

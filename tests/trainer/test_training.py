@@ -1,0 +1,99 @@
+"""Real (tiny) TensorFlow training: learning, BatchNorm statistics, stop, max time, resume, continue."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trainer import evaluate
+from trainer.config import TrainConfig
+from trainer.data import ImageCache
+from trainer.models import build_detector
+from trainer.train import Trainer, WarmupCosine, latest_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_run_reaches_high_eval_mode_map_on_its_training_data(trained_model) -> None:
+    """Catches the BatchNorm trap: with Keras' momentum 0.999 the moving statistics stay near their
+    initial values and eval-mode mAP collapses while the training loss looks fine."""
+    cfg = trained_model.config
+    detector = build_detector(cfg)
+    detector.network.load_weights(str(trained_model.result.checkpoint / "model.weights.h5"))
+    data = trained_model.data
+    cache = ImageCache(data.train, cfg.input_size, data.cache_dir)
+    detections = evaluate.detect(evaluate.make_predict_fn(detector), cache.images)
+    metrics = evaluate.coco_metrics([(s.boxes, s.classes) for s in data.train], detections, cfg.labels)
+    assert metrics["map50"] > 0.8, metrics["map50"]
+    assert metrics["recall"] > 0.5
+
+
+def test_metrics_are_written_every_checkpoint(trained_model) -> None:
+    work = trained_model.out_dir.parent / "work"
+    lines = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [100, 200]
+    for m in lines:
+        assert {"map50", "map50_95", "per_class_ap50", "precision", "recall", "confusion", "val_loss"} <= set(
+            m
+        )
+        assert set(m["per_class_ap50"]) == set(trained_model.config.labels)
+    assert list((work / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_stop_then_resume_then_max_time(trained_model, tmp_path) -> None:
+    """A stop request saves a checkpoint; a new run resumes from it (weights, optimizer, schedule
+    position) and a time budget stops it at the next step."""
+    cfg = trained_model.config.with_(steps=50)
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) >= 4
+
+    first = Trainer(cfg, trained_model.data, tmp_path / "w", should_stop=stop).run()
+    assert first.reason == "stop_requested"
+    assert first.steps_completed == 4
+    assert latest_checkpoint(tmp_path / "w") == first.checkpoint
+    assert json.loads((first.checkpoint / "state.json").read_text())["step"] == 4
+
+    events = []
+    second = Trainer(
+        cfg.with_(max_seconds=0.001), trained_model.data, tmp_path / "w", on_event=events.append
+    ).run()
+    assert second.reason == "max_time"
+    assert second.steps_completed == 5
+    (step,) = [e for e in events if e["kind"] == "step"]
+    assert step["step"] == 5  # continued, not restarted
+    # the optimizer's iteration count came back, so the schedule continues where it was
+    expected = WarmupCosine(cfg.learning_rate, min(cfg.warmup_steps, cfg.steps // 5), cfg.steps)(5)
+    assert step["learning_rate"] == pytest.approx(float(expected), rel=1e-4)
+    assert latest_checkpoint(tmp_path / "w").name == "step-0000005"
+
+
+def test_continue_from_an_earlier_model_starts_a_new_budget(trained_model, tmp_path) -> None:
+    cfg = trained_model.config.with_(steps=3)
+    events = []
+    weights = trained_model.result.checkpoint / "model.weights.h5"
+    result = Trainer(
+        cfg, trained_model.data, tmp_path / "w", on_event=events.append, init_weights=weights
+    ).run()
+    assert result.steps_completed == 3
+    first_loss = next(e for e in events if e["kind"] == "step")["loss"]["total"]
+    assert first_loss < 1.0  # starts from a trained model, not from scratch (~5 at step 1)
+
+
+def test_unknown_model_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown model"):
+        TrainConfig(model="yolo")
+
+
+def test_bad_weights_are_refused_with_alternatives(tmp_path) -> None:
+    from trainer.models.backbone import WeightsUnavailable
+
+    with pytest.raises(WeightsUnavailable, match="does not exist"):
+        build_detector(
+            TrainConfig(labels=("a",), input_size=96, alpha=0.35, weights=str(tmp_path / "nope.h5"))
+        )
+    with pytest.raises(WeightsUnavailable, match="--weights none"):
+        build_detector(TrainConfig(labels=("a",), input_size=96, alpha=0.35, weights="imagenet"))
