@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import pytest
@@ -104,7 +105,47 @@ def test_other_teams_datasets_are_not_found(run, tmp_path) -> None:
 
 
 def test_demo_ingests_the_sample_dataset_twice_safely(run) -> None:
-    first = json.loads(run("demo", "--images", "20", "--json").stdout)
+    first = json.loads(run("demo", "--images", "20", "--steps", "0", "--json").stdout)
     assert first["dataset"]["images"] == 20
-    second = json.loads(run("demo", "--images", "20", "--json").stdout)
+    second = json.loads(run("demo", "--images", "20", "--steps", "0", "--json").stdout)
     assert second["dataset"]["id"] == first["dataset"]["id"]
+
+
+@pytest.mark.slow
+def test_train_run_then_model_show(run, tmp_path) -> None:
+    (tmp_path / "s.zip").write_bytes(make_voc_zip(images=16, seed=4))
+    run("dataset", "add", str(tmp_path / "s.zip"), "--name", "s")
+    out = tmp_path / "model"
+    result = json.loads(
+        run(
+            "train",
+            "run",
+            "--dataset",
+            "s",
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "96",
+            "--alpha",
+            "0.35",
+            "--weights",
+            "none",
+            "--out",
+            str(out),
+            "--json",
+        ).stdout
+    )
+    assert result["steps_completed"] == 3
+    assert {"map50_float", "map50_int8", "map50_95_int8"} <= set(result)
+    assert {"int8", "float", "labels", "manifest"} <= set(result["files"])
+    assert all(Path(p).exists() for p in result["files"].values())
+    shown = json.loads(run("model", "show", str(out), "--json").stdout)
+    assert shown["labels"] == ["circle", "square", "triangle"]
+    assert "mAP@0.5" in run("model", "show", str(out)).stdout
+
+
+def test_train_run_refuses_unknown_dataset(run) -> None:
+    result = run("train", "run", "--dataset", "nope", "--json", ok=False)
+    assert "No dataset named 'nope'" in json.loads(result.stdout)["errors"][0]

@@ -23,14 +23,18 @@ from typing import Any
 
 import numpy as np
 
+from fieldlens import __version__
 from storage.blobs import atomic_write, sha256_hex
 from storage.domain import LabelMap, Split
 from storage.errors import UserError
 from storage.services import Services
 from trainer.config import TrainConfig, effective_batch_size, epochs_for
 from trainer.data import ImageCache
+from trainer.evaluate import coco_metrics
+from trainer.metadata import detection_metadata, populate
+from trainer.report import diagnose, plot_curves, predictions_image, read_jsonl
 from trainer.train import Event, TrainData, Trainer, TrainResult
-from trainer.verify import MAX_INT8_DROP, check_signature, tflite_metrics
+from trainer.verify import MAX_INT8_DROP, check_signature, run_tflite
 
 log = logging.getLogger(__name__)
 CALIBRATION_IMAGES = 100
@@ -133,12 +137,16 @@ def export_and_verify(
     data: TrainData,
     out_dir: Path,
     train_result: TrainResult | None = None,
+    workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Export float and int8 models from `checkpoint`, verify both in LiteRT, write labels and manifest."""
+    import keras
+
     from trainer.export import convert
     from trainer.models import build_detector
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    keras.mixed_precision.set_global_policy("float32")  # export in float32 even after GPU training
     detector = build_detector(config.with_(weights="none"))
     detector.network.load_weights(str(checkpoint / "model.weights.h5"))
     train_cache = ImageCache(data.train, config.input_size, data.cache_dir)
@@ -146,10 +154,20 @@ def export_and_verify(
         "float": convert(detector, out_dir / "model_float.tflite", None),
         "int8": convert(detector, out_dir / "model_int8.tflite", _calibration(train_cache, config.seed)),
     }
+    labels_path = out_dir / "labels.txt"
+    labels_bytes = ("\n".join(config.labels) + "\n").encode()
+    atomic_write(labels_path, labels_bytes)
+    for kind in ("float", "int8"):
+        metadata = detection_metadata(
+            name=f"FieldLens {config.model}",
+            description=f"Detects {', '.join(config.labels)}. {kind} model trained with FieldLens.",
+            input_size=config.input_size,
+            labels_file="labels.txt",
+            version=__version__,
+        )
+        atomic_write(files[kind], populate(files[kind].read_bytes(), metadata, {"labels.txt": labels_bytes}))
     check_signature(files["float"], config.input_size, np.float32)
     signature = check_signature(files["int8"], config.input_size, np.uint8)
-    labels_path = out_dir / "labels.txt"
-    atomic_write(labels_path, ("\n".join(config.labels) + "\n").encode())
     config.save(out_dir / "config.json")
     files["labels"] = labels_path
     files["config"] = out_dir / "config.json"
@@ -159,13 +177,29 @@ def export_and_verify(
     split = "validation" if data.val else "training (no validation split)"
     cache = ImageCache(eval_set, config.input_size, data.cache_dir)
     truths = [(s.boxes, s.classes) for s in eval_set]
+    images = np.asarray(cache.images)
+    detections = {}
     for kind in ("float", "int8"):
         started = time.perf_counter()
-        m = tflite_metrics(
-            files[kind], np.asarray(cache.images), truths, config.labels, config.score_threshold
-        )
-        m["ms_per_image"] = (time.perf_counter() - started) * 1000 / max(len(eval_set), 1)
-        metrics[kind] = m
+        detections[kind] = run_tflite(files[kind], images)
+        elapsed_ms = (time.perf_counter() - started) * 1000 / max(len(eval_set), 1)
+        metrics[kind] = coco_metrics(truths, detections[kind], config.labels, config.score_threshold)
+        metrics[kind]["ms_per_image"] = elapsed_ms
+    shown = slice(0, min(6, len(eval_set)))
+    predictions_png = out_dir / "predictions.png"
+    atomic_write(
+        predictions_png,
+        predictions_image(
+            images[shown], truths[shown], detections["int8"][shown], config.labels, config.score_threshold
+        ),
+    )
+    files["predictions"] = predictions_png
+    advice: list[str] = []
+    if workdir is not None:
+        losses, evals = read_jsonl(workdir / "loss.jsonl"), read_jsonl(workdir / "metrics.jsonl")
+        atomic_write(out_dir / "curves.png", plot_curves(losses, evals))
+        files["curves"] = out_dir / "curves.png"
+        advice = diagnose(losses, evals)
     map_float = float(metrics["float"]["map50"])
     map_int8 = float(metrics["int8"]["map50"])
     good = map_int8 >= map_float - MAX_INT8_DROP
@@ -194,6 +228,7 @@ def export_and_verify(
         },
         "int8_ok": good,
         "verdict": verdict,
+        "advice": advice,
         "training": {
             "steps_completed": train_result.steps_completed,
             "reason": train_result.reason,
@@ -225,5 +260,5 @@ def train_and_deliver(
     checkpoint = result.best_checkpoint or result.checkpoint
     if checkpoint is None:
         raise RuntimeError("training ended before its first checkpoint")
-    manifest = export_and_verify(config, checkpoint, data, out_dir, result)
+    manifest = export_and_verify(config, checkpoint, data, out_dir, result, workdir)
     return result, manifest

@@ -35,6 +35,19 @@ from trainer.models.detector import Detector
 log = logging.getLogger(__name__)
 
 Event = dict[str, object]
+LOSS_LOG_EVERY = 10
+
+
+def select_device() -> str:
+    """'GPU' with mixed precision when a GPU is visible, else 'CPU'; no code changes either way.
+
+    Must run before the model is built (the dtype policy applies to layers created afterwards).
+    """
+    if tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        return "GPU"
+    keras.mixed_precision.set_global_policy("float32")
+    return "CPU"
 
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
@@ -142,11 +155,14 @@ class Trainer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cfg.save(self.workdir / "config.json")
         tf.keras.utils.set_random_seed(cfg.seed)
+        device = select_device()
         detector = build_detector(cfg)
         network = detector.network
         anchors = tf.constant(detector.anchors)
         schedule = WarmupCosine(cfg.learning_rate, min(cfg.warmup_steps, cfg.steps // 5), cfg.steps)
         optimizer = keras.optimizers.Adam(learning_rate=schedule, clipnorm=10.0)
+        if device == "GPU":  # float16 gradients need loss scaling
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
 
         start_step, best_map, history = 0, -1.0, []
         resume = latest_checkpoint(self.workdir)
@@ -195,7 +211,7 @@ class Trainer:
         best_path = self._best_path()
         evaluations_without_gain = 0
         metrics: dict[str, object] = {}
-        self.on_event({"kind": "started", "step": step, "steps": cfg.steps})
+        self.on_event({"kind": "started", "step": step, "steps": cfg.steps, "device": device})
         while step < cfg.steps:
             images, targets = next(batches)
             losses = {k: float(v) for k, v in train_step(images, targets).items()}
@@ -220,6 +236,8 @@ class Trainer:
                     "learning_rate": float(optimizer.learning_rate),
                 }
             )  # at the restored iteration count
+            if step % LOSS_LOG_EVERY == 0 or step == cfg.steps:
+                append_line(self.workdir / "loss.jsonl", json.dumps({"step": step, **losses}))
             stop = self.should_stop()
             out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
             at_checkpoint = step % cfg.checkpoint_every == 0 or step == cfg.steps

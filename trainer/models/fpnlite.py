@@ -1,0 +1,106 @@
+"""SSD MobileNet v2 FPN-Lite 320: a light feature pyramid on MobileNetV2, weight-shared heads.
+
+Levels P3-P7 (strides 8 to 128): P3-P5 from block_6_expand_relu, block_13_expand_relu and out_relu
+through 1x1 laterals and a top-down path (nearest upsampling, add, depthwise-separable smoothing);
+P6 and P7 by stride-2 depthwise-separable convs. The box and class towers are shared by all levels,
+so small and large objects train the same weights. Slower than the plain SSD, better on small objects.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from trainer.anchors import fpn_anchors, fpn_anchors_per_cell
+from trainer.config import TrainConfig
+from trainer.models.backbone import mobilenet_v2, set_bn_momentum
+from trainer.models.detector import Detector
+from trainer.models.ssd_mobilenet_v2 import PRIOR_BIAS, WEIGHT_DECAY, flatten_predictions
+
+FEATURE_LAYERS = ("block_6_expand_relu", "block_13_expand_relu", "out_relu")
+
+
+def separable(x, channels: int, stride: int, name: str):
+    x = layers.SeparableConv2D(
+        channels,
+        3,
+        stride,
+        padding="same",
+        use_bias=False,
+        depthwise_regularizer=WEIGHT_DECAY,
+        pointwise_regularizer=WEIGHT_DECAY,
+        name=name,
+    )(x)
+    x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x)
+
+
+class SharedTower:
+    """Depthwise-separable conv layers applied to every level with the same weights."""
+
+    def __init__(self, channels: int, depth: int, outputs: int, name: str, bias: float) -> None:
+        self.convs = [
+            layers.SeparableConv2D(
+                channels,
+                3,
+                padding="same",
+                use_bias=False,
+                depthwise_regularizer=WEIGHT_DECAY,
+                pointwise_regularizer=WEIGHT_DECAY,
+                name=f"{name}_tower{i}",
+            )
+            for i in range(depth)
+        ]
+        self.predict = layers.SeparableConv2D(
+            outputs,
+            3,
+            padding="same",
+            depthwise_regularizer=WEIGHT_DECAY,
+            bias_initializer=keras.initializers.Constant(bias),
+            name=name,
+        )
+        self.name = name
+
+    def __call__(self, x, level: int):
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            # BatchNorm statistics differ per level, so only the convolutions are shared
+            x = layers.BatchNormalization(epsilon=1e-3, name=f"{self.name}_tower{i}_bn_p{level}")(x)
+            x = layers.ReLU(6.0, name=f"{self.name}_tower{i}_relu_p{level}")(x)
+        return self.predict(x)
+
+
+def build_fpnlite(config: TrainConfig) -> Detector:
+    size, alpha = config.input_size, config.alpha
+    channels = config.head_channels or max(32, int(128 * min(1.0, alpha)))
+    images = keras.Input((size, size, 3), name="images")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(images)
+    backbone = mobilenet_v2(size, alpha, config.weights)
+    features = keras.Model(
+        backbone.input, [backbone.get_layer(n).output for n in FEATURE_LAYERS], name="backbone"
+    )
+    c3, c4, c5 = features(x)
+
+    laterals = [
+        layers.Conv2D(channels, 1, kernel_regularizer=WEIGHT_DECAY, name=f"lateral{i}")(c)
+        for i, c in zip((3, 4, 5), (c3, c4, c5), strict=True)
+    ]
+    p5 = laterals[2]
+    p4 = layers.Add(name="topdown4")([laterals[1], layers.UpSampling2D(2, name="up5")(p5)])
+    p3 = layers.Add(name="topdown3")([laterals[0], layers.UpSampling2D(2, name="up4")(p4)])
+    pyramid = [separable(p, channels, 1, f"smooth{i}") for i, p in zip((3, 4, 5), (p3, p4, p5), strict=True)]
+    p6 = separable(pyramid[-1], channels, 2, "p6")
+    p7 = separable(p6, channels, 2, "p7")
+    pyramid += [p6, p7]
+
+    per_cell = fpn_anchors_per_cell()
+    box_tower = SharedTower(channels, 2, per_cell * 4, "box_head", 0.0)
+    cls_tower = SharedTower(channels, 2, per_cell * config.num_classes, "class_head", PRIOR_BIAS)
+    boxes = flatten_predictions([box_tower(p, i + 3) for i, p in enumerate(pyramid)], 4, "box_encodings")
+    logits = flatten_predictions(
+        [cls_tower(p, i + 3) for i, p in enumerate(pyramid)], config.num_classes, "class_logits"
+    )
+    network = keras.Model(images, [boxes, logits], name=config.model)
+    set_bn_momentum(network, config.bn_momentum)
+    grids = [int(p.shape[1]) for p in pyramid]
+    return Detector(network, fpn_anchors(grids), config)
