@@ -19,8 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+SHARED_WEIGHTS = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "mobilenet_v2_1.0_no_top.weights.h5"
+)
 
-def _child(model: str, batch: int, steps: int, zip_path: str, home: str) -> None:
+
+def _child(model: str, batch: int, steps: int, zip_path: str, home: str, weights: str) -> None:
     from storage.services import open_services
     from storage.settings import Settings
     from storage.voc.synth import make_voc_zip
@@ -37,7 +41,7 @@ def _child(model: str, batch: int, steps: int, zip_path: str, home: str) -> None
         labels=labels.labels,
         steps=steps,
         batch_size=batch,
-        weights="none",
+        weights=weights,
         checkpoint_every=10**6,
     )
     times: list[float] = []
@@ -73,12 +77,18 @@ def main() -> None:
     parser.add_argument(
         "--zip", default="synthetic", help="Dataset zip to train on (default: 200 synthetic images)."
     )
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--weights",
+        default=str(SHARED_WEIGHTS) if SHARED_WEIGHTS.exists() else "none",
+        help="Backbone start; pretrained weights freeze the stem (default: the shared file).",
+    )
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        model, batch, steps, zip_path, home = args.child
-        _child(model, int(batch), int(steps), zip_path, home)
+        model, batch, steps, zip_path, home, weights = args.child
+        _child(model, int(batch), int(steps), zip_path, home, weights)
         return
+    print(f"weights: {args.weights}")
     print(f"{'model':<30} {'batch':>5} {'images/s':>9} {'peak RSS MB':>12}")
     for model in args.models:
         for batch in args.batch_sizes:
@@ -94,6 +104,7 @@ def main() -> None:
                         str(args.steps),
                         args.zip,
                         home,
+                        args.weights,
                     ],
                     capture_output=True,
                     text=True,

@@ -30,6 +30,9 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     head_channels: int = 0  # extra-feature channels; 0 = model default
+    # With pretrained weights, backbone layers before this one stay frozen (stem and blocks 0-3, the
+    # high-resolution layers that cost the most to train and change least). "" trains everything.
+    freeze_until: str = "block_4_expand"
     score_threshold: float = 0.3  # for precision/recall and the deployed preview
     extras: dict[str, object] = field(default_factory=dict)
 

@@ -54,6 +54,18 @@ def mobilenet_v2(input_size: int, alpha: float, weights: str) -> keras.Model:
     return backbone
 
 
+def freeze_until(backbone: keras.Model, layer_name: str) -> int:
+    """Freeze the backbone's layers before `layer_name` (BatchNorm then runs in inference mode with
+    its pretrained statistics). Returns how many layers were frozen."""
+    names = [layer.name for layer in backbone.layers]
+    if layer_name not in names:
+        raise ValueError(f"freeze_until: no layer {layer_name!r} in {backbone.name}")
+    cut = names.index(layer_name)
+    for layer in backbone.layers[:cut]:
+        layer.trainable = False
+    return cut
+
+
 def set_bn_momentum(model: keras.Model, momentum: float) -> int:
     """Set every BatchNormalization's momentum; returns how many layers changed.
 

@@ -12,7 +12,7 @@ from keras import layers
 
 from trainer.anchors import ssd_anchors, ssd_anchors_per_cell
 from trainer.config import TrainConfig
-from trainer.models.backbone import mobilenet_v2, set_bn_momentum
+from trainer.models.backbone import freeze_until, mobilenet_v2, set_bn_momentum
 from trainer.models.detector import Detector
 
 EXTRA_CHANNELS = ((256, 512), (128, 256), (128, 256), (64, 128))
@@ -70,6 +70,8 @@ def build_ssd_mobilenet_v2(config: TrainConfig) -> Detector:
     images = keras.Input((size, size, 3), name="images")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(images)
     backbone = mobilenet_v2(size, alpha, config.weights)
+    if config.weights not in ("none", "") and config.freeze_until:
+        freeze_until(backbone, config.freeze_until)
     features = keras.Model(
         backbone.input,
         [backbone.get_layer("block_13_expand_relu").output, backbone.get_layer("out_relu").output],

@@ -1,0 +1,123 @@
+"""TFLiteDetector with the real LiteRT interpreter on the session's real int8 model."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from edge.detector import TFLiteDetector, map_outputs
+from edge.errors import EdgeError, NotADetectionModel
+from storage.voc.synth import make_voc_zip
+from tests.edge.conftest import rgb
+
+pytestmark = pytest.mark.slow
+
+
+def _truth(name: str):
+    """Ground-truth boxes of a synthetic image, read back from its VOC annotation."""
+    import defusedxml.ElementTree as ET
+
+    with zipfile.ZipFile(io.BytesIO(make_voc_zip(images=40, seed=21))) as zf:
+        root = ET.fromstring(zf.read(f"Annotations/{name.replace('.jpg', '.xml')}"))
+    return [
+        (o.findtext("name"), *(float(o.find("bndbox").findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")))
+        for o in root.iter("object")
+    ]
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.mark.parametrize("letterbox", [False, True])
+def test_detections_land_on_the_objects_in_frame_pixels(int8_model, frames_dir, letterbox) -> None:
+    detector = TFLiteDetector(int8_model, threshold=0.3, letterbox=letterbox)
+    assert detector.labels == ["circle", "square", "triangle"]
+    hits = total = 0
+    for path in sorted(frames_dir.glob("*.jpg")):
+        frame = rgb(path)
+        detections = detector.detect(frame)
+        h, w = frame.shape[:2]
+        for d in detections:
+            assert 0 <= d.box[0] < d.box[2] <= w and 0 <= d.box[1] < d.box[3] <= h
+            assert d.box_norm == pytest.approx((d.box[0] / w, d.box[1] / h, d.box[2] / w, d.box[3] / h))
+        for label, *box in _truth(path.name):
+            total += 1
+            hits += any(d.label == label and _iou(d.box, box) > 0.5 for d in detections)
+    # the tiny model was trained on stretched frames; letterboxing changes what it sees
+    assert hits >= (0.7 if not letterbox else 0.3) * total, (hits, total)
+
+
+def test_thresholds_and_label_filter(int8_model, frames_dir) -> None:
+    frame = rgb(sorted(frames_dir.glob("*.jpg"))[0])
+    everything = TFLiteDetector(int8_model, threshold=0.0).detect(frame)
+    assert len(everything) > 0
+    assert all(d.score >= 0.9 for d in TFLiteDetector(int8_model, threshold=0.9).detect(frame))
+    only = TFLiteDetector(int8_model, threshold=0.0, only=["square"]).detect(frame)
+    assert {d.label for d in only} <= {"square"}
+    strict = TFLiteDetector(int8_model, threshold=0.0, label_thresholds={"circle": 1.01}).detect(frame)
+    assert all(d.label != "circle" for d in strict)
+    with pytest.raises(EdgeError, match="unknown labels"):
+        TFLiteDetector(int8_model, label_thresholds={"robot": 0.5})
+
+
+def test_outputs_are_told_apart_by_shape_and_name_not_position() -> None:
+    shuffled = [
+        {"index": 9, "name": "TFLite_Detection_PostProcess:3", "shape": np.array([1])},
+        {"index": 7, "name": "TFLite_Detection_PostProcess:2", "shape": np.array([1, 10])},
+        {"index": 5, "name": "TFLite_Detection_PostProcess", "shape": np.array([1, 10, 4])},
+        {"index": 6, "name": "TFLite_Detection_PostProcess:1", "shape": np.array([1, 10])},
+    ]
+    m = map_outputs(shuffled)
+    assert (m.boxes, m.classes, m.scores, m.count) == (5, 6, 7, 9)
+    named = [dict(d) for d in shuffled]
+    named[1]["name"], named[3]["name"] = "detection_scores", "detection_classes"
+    assert map_outputs(named).scores == 7
+
+
+def test_not_a_tflite_file_is_refused(tmp_path) -> None:
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"<html>404 not found</html>")
+    with pytest.raises(NotADetectionModel, match="not a TFLite model"):
+        TFLiteDetector(path)
+
+
+def test_classification_model_is_refused_with_what_was_found(tmp_path) -> None:
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((96, 96, 3))
+    model = tf.keras.Model(
+        inputs,
+        tf.keras.layers.Dense(5, activation="softmax")(tf.keras.layers.GlobalAveragePooling2D()(inputs)),
+    )
+    path = tmp_path / "classifier.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    with pytest.raises(NotADetectionModel, match=r"expected 4 outputs boxes/classes/scores/count, found 1"):
+        TFLiteDetector(path, labels=None)
+
+
+def test_missing_labels_file_is_named(int8_model, tmp_path) -> None:
+    with pytest.raises(EdgeError, match=r"Labels file .* does not exist"):
+        TFLiteDetector(int8_model, labels=tmp_path / "nope.txt")
+    bare = tmp_path / "bare.tflite"
+    data = int8_model.read_bytes()
+    bare.write_bytes(data[: data.find(b"PK\x03\x04")])  # strip the packed labels
+    with pytest.raises(EdgeError, match=r"No labels for bare.tflite"):
+        TFLiteDetector(bare)
+    (tmp_path / "labels.txt").write_text("a\nb\nc\n")
+    assert TFLiteDetector(bare).labels == ["a", "b", "c"]
+
+
+def test_float_model_uses_the_normalisation_in_its_metadata(trained_model, frames_dir) -> None:
+    detector = TFLiteDetector(trained_model.out_dir / "model_float.tflite", threshold=0.3)
+    assert detector.normalization == (0.0, 1.0)
+    frame = rgb(sorted(frames_dir.glob("*.jpg"))[0])
+    int8 = TFLiteDetector(trained_model.out_dir / "model_int8.tflite", threshold=0.3).detect(frame)
+    flt = detector.detect(frame)
+    assert {d.label for d in flt} == {d.label for d in int8}
