@@ -56,8 +56,8 @@ def main() -> None:
             assert isinstance(w, dict)
             size_mb = path.stat().st_size / 1e6
             print(
-                f"{path.name:<20} {size_mb:>6.2f} {r['median_ms']:>10.2f} {r['p95_ms']:>8.2f} {r['fps']:>7.1f} "
-                f"{w['median_ms']:>12.2f}"
+                f"{path.name:<20} {size_mb:>6.2f} {r['median_ms']:>10.2f} {r['p95_ms']:>8.2f} "
+                f"{r['fps']:>7.1f} {w['median_ms']:>12.2f}"
             )
 
 
