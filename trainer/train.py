@@ -68,6 +68,23 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @dataclass
+class EarlyStopping:
+    """Stop when validation mAP has not improved for `patience` evaluations (None: never)."""
+
+    patience: int | None
+    best: float = -1.0
+    without_gain: int = 0
+
+    def update(self, map50: float) -> bool:
+        """Record an evaluation; True when training should stop."""
+        if map50 > self.best:
+            self.best, self.without_gain = map50, 0
+        else:
+            self.without_gain += 1
+        return bool(self.patience) and self.without_gain >= self.patience  # type: ignore[operator]
+
+
+@dataclass
 class TrainData:
     train: list[Sample]
     val: list[Sample]
@@ -164,7 +181,7 @@ class Trainer:
         if device == "GPU":  # float16 gradients need loss scaling
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
 
-        start_step, best_map, history = 0, -1.0, []
+        start_step, best_map = 0, -1.0
         resume = latest_checkpoint(self.workdir)
         if resume is not None:
             network.load_weights(str(resume / "model.weights.h5"))
@@ -209,7 +226,7 @@ class Trainer:
         images_seen, timed_since = 0, time.monotonic()
         latest = resume
         best_path = self._best_path()
-        evaluations_without_gain = 0
+        early = EarlyStopping(cfg.early_stopping_patience, best_map)
         metrics: dict[str, object] = {}
         self.on_event({"kind": "started", "step": step, "steps": cfg.steps, "device": device})
         while step < cfg.steps:
@@ -247,23 +264,16 @@ class Trainer:
                     if val_cache
                     else {"step": step, "train_loss": losses}
                 )
-                history.append(metrics)
                 map50 = float(metrics.get("map50", 0.0))  # type: ignore[arg-type]
                 improved = map50 > best_map or val_cache is None
+                best_map = max(best_map, map50)
                 latest = _save_checkpoint(
-                    self.workdir,
-                    step,
-                    detector,
-                    optimizer,
-                    {"best_map": max(best_map, map50), "metrics": metrics},
+                    self.workdir, step, detector, optimizer, {"best_map": best_map, "metrics": metrics}
                 )
                 if improved:
-                    best_map = map50
                     shutil.rmtree(best_path, ignore_errors=True)
                     shutil.copytree(latest, best_path)
-                    evaluations_without_gain = 0
-                else:
-                    evaluations_without_gain += 1
+                patience_ran_out = val_cache is not None and early.update(map50)
                 _prune(self.workdir, {latest})
                 self.on_event({"kind": "checkpoint", "step": step, "metrics": metrics, "path": str(latest)})
                 if stop:
@@ -272,7 +282,7 @@ class Trainer:
                 if out_of_time:
                     reason = "max_time"
                     break
-                if cfg.early_stopping_patience and evaluations_without_gain >= cfg.early_stopping_patience:
+                if patience_ran_out:
                     reason = "early_stopping"
                     break
         seconds = time.monotonic() - started
