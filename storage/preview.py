@@ -7,30 +7,16 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFile, ImageFont
 
+from edge.draw import colour, draw_labelled_box
 from storage.domain import ImageRecord
 
 # Real datasets hold truncated JPEGs (the reader warns about them); show what decodes.
 ImageFile.LOAD_TRUNCATED_IMAGES = True
 
-PALETTE = [
-    (230, 25, 75),
-    (60, 180, 75),
-    (255, 225, 25),
-    (0, 130, 200),
-    (245, 130, 48),
-    (145, 30, 180),
-    (70, 240, 240),
-    (240, 50, 230),
-    (210, 245, 60),
-    (250, 190, 212),
-    (0, 128, 128),
-    (170, 110, 40),
-]
-
 
 def label_colour(labels: Sequence[str], label: str) -> tuple[int, int, int]:
     try:
-        return PALETTE[list(labels).index(label) % len(PALETTE)]
+        return colour(list(labels).index(label))
     except ValueError:
         return (255, 255, 255)
 
@@ -41,18 +27,24 @@ def draw_boxes(
     labels: Sequence[str],
     scale: float = 1.0,
 ) -> None:
-    """Draw (label, xmin, ymin, xmax, ymax) boxes in place; coordinates are multiplied by `scale`."""
+    """Draw (label, xmin, ymin, xmax, ymax) boxes in place; coordinates are multiplied by `scale`.
+
+    The colour follows the first word of the label text ("ball 0.93" is coloured as "ball").
+    """
     draw = ImageDraw.Draw(img)
     font_size = max(11, img.width // 28)
     font = ImageFont.load_default(size=font_size)
-    for label, x0, y0, x1, y1 in boxes:
-        colour = label_colour(labels, label.split(" ")[0])
-        xy = (x0 * scale, y0 * scale, x1 * scale, y1 * scale)
-        draw.rectangle(xy, outline=colour, width=max(2, img.width // 160))
-        tx, ty = xy[0], max(0.0, xy[1] - font_size - 4)
-        bbox = draw.textbbox((tx, ty), label, font=font)
-        draw.rectangle((bbox[0] - 2, bbox[1] - 2, bbox[2] + 2, bbox[3] + 2), fill=colour)
-        draw.text((tx, ty), label, fill=(0, 0, 0), font=font)
+    for text, x0, y0, x1, y1 in boxes:
+        box = (x0 * scale, y0 * scale, x1 * scale, y1 * scale)
+        draw_labelled_box(
+            draw,
+            box,
+            text,
+            label_colour(labels, text.split(" ")[0]),
+            font,
+            font_size,
+            max(2, img.width // 160),
+        )
 
 
 def contact_sheet(

@@ -78,7 +78,7 @@ def coco_metrics(
     images, annotations, results = [], [], []
     for i, ((boxes, classes), det) in enumerate(zip(truths, predictions, strict=True)):
         images.append({"id": i, "width": 1000, "height": 1000})
-        for j, (box, cls) in enumerate(zip(_coco_boxes(boxes), classes, strict=True)):
+        for box, cls in zip(_coco_boxes(boxes), classes, strict=True):
             annotations.append(
                 {
                     "id": len(annotations) + 1,
@@ -89,7 +89,6 @@ def coco_metrics(
                     "iscrowd": 0,
                 }
             )
-            del j
         for box, score, cls in zip(_coco_boxes(det.boxes), det.scores, det.classes, strict=True):
             results.append({"image_id": i, "category_id": int(cls), "bbox": box, "score": float(score)})
     categories = [{"id": k + 1, "name": name} for k, name in enumerate(labels)]

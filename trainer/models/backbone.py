@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 
 from storage.errors import UserError
+from trainer.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,24 @@ def freeze_until(backbone: keras.Model, layer_name: str) -> int:
     for layer in backbone.layers[:cut]:
         layer.trainable = False
     return cut
+
+
+def backbone_features(config: TrainConfig, layer_names: Sequence[str]) -> tuple[keras.KerasTensor, list]:
+    """The model input (uint8-range RGB as float32) and the named MobileNetV2 feature maps.
+
+    Pre-processing ([0, 255] -> [-1, 1]) is part of the model, so the deployed model takes raw pixels.
+    With pretrained weights the layers before `config.freeze_until` are frozen.
+    """
+    size = config.input_size
+    images = keras.Input((size, size, 3), name="images")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(images)
+    backbone = mobilenet_v2(size, config.alpha, config.weights)
+    if config.weights not in ("none", "") and config.freeze_until:
+        freeze_until(backbone, config.freeze_until)
+    features = keras.Model(
+        backbone.input, [backbone.get_layer(n).output for n in layer_names], name="backbone"
+    )
+    return images, list(features(x))
 
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> int:

@@ -13,7 +13,7 @@ from keras import layers
 
 from trainer.anchors import fpn_anchors, fpn_anchors_per_cell
 from trainer.config import TrainConfig
-from trainer.models.backbone import freeze_until, mobilenet_v2, set_bn_momentum
+from trainer.models.backbone import backbone_features, set_bn_momentum
 from trainer.models.detector import Detector
 from trainer.models.ssd_mobilenet_v2 import PRIOR_BIAS, WEIGHT_DECAY, flatten_predictions
 
@@ -71,17 +71,8 @@ class SharedTower:
 
 
 def build_fpnlite(config: TrainConfig) -> Detector:
-    size, alpha = config.input_size, config.alpha
-    channels = config.head_channels or max(32, int(128 * min(1.0, alpha)))
-    images = keras.Input((size, size, 3), name="images")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(images)
-    backbone = mobilenet_v2(size, alpha, config.weights)
-    if config.weights not in ("none", "") and config.freeze_until:
-        freeze_until(backbone, config.freeze_until)
-    features = keras.Model(
-        backbone.input, [backbone.get_layer(n).output for n in FEATURE_LAYERS], name="backbone"
-    )
-    c3, c4, c5 = features(x)
+    channels = config.head_channels or max(32, int(128 * min(1.0, config.alpha)))
+    images, (c3, c4, c5) = backbone_features(config, FEATURE_LAYERS)
 
     laterals = [
         layers.Conv2D(channels, 1, kernel_regularizer=WEIGHT_DECAY, name=f"lateral{i}")(c)

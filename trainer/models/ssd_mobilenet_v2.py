@@ -12,7 +12,7 @@ from keras import layers
 
 from trainer.anchors import ssd_anchors, ssd_anchors_per_cell
 from trainer.config import TrainConfig
-from trainer.models.backbone import freeze_until, mobilenet_v2, set_bn_momentum
+from trainer.models.backbone import backbone_features, set_bn_momentum
 from trainer.models.detector import Detector
 
 EXTRA_CHANNELS = ((256, 512), (128, 256), (128, 256), (64, 128))
@@ -66,18 +66,8 @@ PRIOR_BIAS = -4.595
 
 
 def build_ssd_mobilenet_v2(config: TrainConfig) -> Detector:
-    size, alpha = config.input_size, config.alpha
-    images = keras.Input((size, size, 3), name="images")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(images)
-    backbone = mobilenet_v2(size, alpha, config.weights)
-    if config.weights not in ("none", "") and config.freeze_until:
-        freeze_until(backbone, config.freeze_until)
-    features = keras.Model(
-        backbone.input,
-        [backbone.get_layer("block_13_expand_relu").output, backbone.get_layer("out_relu").output],
-        name="backbone",
-    )
-    c4, c5 = features(x)
+    alpha = config.alpha
+    images, (c4, c5) = backbone_features(config, ("block_13_expand_relu", "out_relu"))
     maps = [c4, c5]
     y = c5
     shrink = min(1.0, max(alpha, 0.25))  # narrower extras for narrow test models
