@@ -223,7 +223,8 @@ class Trainer:
 
         step, reason = start_step, "completed"
         started = time.monotonic()
-        images_seen, timed_since = 0, time.monotonic()
+        images_seen, last_tick = 0, time.monotonic()
+        step_seconds: float | None = None  # moving average; the first step (tracing) is left out
         latest = resume
         best_path = self._best_path()
         early = EarlyStopping(cfg.early_stopping_patience, best_map)
@@ -239,8 +240,13 @@ class Trainer:
                     f"training diverged at step {step} (loss {losses['total']}); lower the learning rate"
                 )
             elapsed = time.monotonic() - started
-            rate = images_seen / max(time.monotonic() - timed_since, 1e-9)
-            eta = (cfg.steps - step) * cfg.batch_size / max(rate, 1e-9)
+            now = time.monotonic()
+            if step > start_step + 1:
+                dt = now - last_tick
+                step_seconds = dt if step_seconds is None else 0.9 * step_seconds + 0.1 * dt
+            last_tick = now
+            rate = cfg.batch_size / step_seconds if step_seconds else 0.0
+            eta = (cfg.steps - step) * step_seconds if step_seconds else None
             self.on_event(
                 {
                     "kind": "step",

@@ -31,10 +31,11 @@ class Progress:
             self.last = time.monotonic()
             done, total = event["step"], event["steps"]
             bar = "#" * int(30 * done / total)
-            eta = int(event["eta_seconds"])
+            eta = event["eta_seconds"]
+            eta_text = f"{int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "--:--"
             click.echo(
                 f"\r[{bar:<30}] {done}/{total} steps | {event['images_per_second']:.1f} img/s | "
-                f"loss {event['loss']['total']:.3f} | ETA {eta // 60}:{eta % 60:02d}  ",
+                f"loss {event['loss']['total']:.3f} | ETA {eta_text}  ",
                 err=True,
                 nl=False,
             )
