@@ -1,0 +1,1 @@
+"""FieldLens Discord bot and its web server. Never imports TensorFlow or the trainer."""

@@ -136,8 +136,23 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE edge_tokens (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL REFERENCES teams(id),
+            token_sha256 TEXT NOT NULL UNIQUE,  -- the token itself is shown once and never stored
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE INDEX models_team ON models(team_id, id);
+        """
+    )
+
+
 # Append new migrations; never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -9,6 +9,7 @@ import sqlite_utils
 from storage.blobs import BlobStore
 from storage.datasets import DatasetStore
 from storage.db import open_db
+from storage.models import ModelStore
 from storage.settings import Settings
 from storage.voc.archive import Limits
 
@@ -19,6 +20,7 @@ class Services:
     db: sqlite_utils.Database
     blobs: BlobStore
     datasets: DatasetStore
+    models: ModelStore
 
     def close(self) -> None:
         self.db.close()
@@ -34,4 +36,4 @@ def open_services(settings: Settings) -> Services:
         max_ratio=settings.max_compression_ratio,
     )
     datasets = DatasetStore(db, blobs, limits, settings.val_fraction, settings.split_seed)
-    return Services(settings, db, blobs, datasets)
+    return Services(settings, db, blobs, datasets, ModelStore(db))

@@ -165,6 +165,7 @@ def run(
     except ValueError as e:
         raise UserError(str(e)) from e
     click.echo("", err=True)
+    registered = services.models.register(team, out, name=f"{model} {'+'.join(datasets)}")
     m = manifest["metrics"]
     files = {k: str(out / v["path"]) for k, v in manifest["files"].items()} | {
         "manifest": str(out / "manifest.json")
@@ -180,6 +181,7 @@ def run(
         "map50_95_int8": m["map50_95_int8"],
         "int8_ok": manifest["int8_ok"],
         "verdict": manifest["verdict"],
+        "model_id": registered.id,
         "files": files,
     }
     text = (
@@ -194,6 +196,47 @@ def run(
 @click.group()
 def model() -> None:
     """Inspect delivered models."""
+
+
+@model.command("list")
+@team_option
+@json_option
+@click.pass_obj
+def list_(state: State, team: str, as_json: bool) -> None:
+    """List the team's delivered models, newest last."""
+    models = state.services.models.list_team(team)
+    data = [
+        {
+            "id": m.id,
+            "name": m.name,
+            "labels": m.labels,
+            "path": m.path,
+            "metrics": m.metrics,
+            "created_at": m.created_at.isoformat(),
+        }
+        for m in models
+    ]
+    text = (
+        "\n".join(
+            f"#{m.id:<4} {m.name:<40} mAP@0.5 int8 {m.metrics.get('map50_int8', 0):.3f}  {m.path}"
+            for m in models
+        )
+        or "No models yet. Train one with `fieldlens train run`."
+    )
+    emit(data, text)
+
+
+@model.command("token")
+@team_option
+@json_option
+@click.pass_obj
+def token(state: State, team: str, as_json: bool) -> None:
+    """Create a token for the team's robots (`fieldlens-edge pull --token ...`); shown once."""
+    value = state.services.models.create_edge_token(team)
+    emit(
+        {"team": team, "token": value},
+        f"Edge token for team {team} (store it now; it is not shown again):\n{value}",
+    )
 
 
 @model.command("show")

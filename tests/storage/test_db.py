@@ -23,6 +23,7 @@ def test_new_database_is_migrated_with_wal_and_busy_timeout(tmp_path) -> None:
         "job_datasets",
         "models",
         "ledger",
+        "edge_tokens",
     } <= set(db.table_names())
 
 
@@ -42,10 +43,11 @@ def test_a_new_migration_runs_once(tmp_path, monkeypatch) -> None:
         calls.append(1)
         d.execute("ALTER TABLE teams ADD COLUMN motto TEXT")
 
+    new = dbmod.SCHEMA_VERSION + 1
     monkeypatch.setattr(dbmod, "MIGRATIONS", [*dbmod.MIGRATIONS, v2])
-    monkeypatch.setattr(dbmod, "SCHEMA_VERSION", 2)
-    assert dbmod.migrate(db) == 2
-    assert dbmod.migrate(db) == 2
+    monkeypatch.setattr(dbmod, "SCHEMA_VERSION", new)
+    assert dbmod.migrate(db) == new
+    assert dbmod.migrate(db) == new
     assert calls == [1]
     assert "motto" in db["teams"].columns_dict
 
@@ -57,11 +59,12 @@ def test_failed_migration_rolls_back(tmp_path, monkeypatch) -> None:
         d.execute("CREATE TABLE half (x)")
         raise RuntimeError("boom")
 
+    old = dbmod.SCHEMA_VERSION
     monkeypatch.setattr(dbmod, "MIGRATIONS", [*dbmod.MIGRATIONS, v2])
-    monkeypatch.setattr(dbmod, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(dbmod, "SCHEMA_VERSION", old + 1)
     with pytest.raises(RuntimeError):
         dbmod.migrate(db)
-    assert dbmod.schema_version(db) == 1
+    assert dbmod.schema_version(db) == old
     assert "half" not in db.table_names()
 
 
