@@ -8,7 +8,6 @@ newest frame, so a slow viewer never slows detection down.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -102,7 +101,7 @@ class MJPEGServer:
         if frame.image is None:
             return
         data = jpeg(annotate(frame.image, detections))
-        record = json.loads(json.dumps(frame_record(frame, detections, latency_ms)))
+        record = frame_record(frame, detections, latency_ms)
         asyncio.run_coroutine_threadsafe(self._publish(data, record), self._loop).result(5)
 
     async def _stop_streams(self) -> None:

@@ -415,6 +415,3 @@ class DatasetStore:
         dataset = self.get(team_id, name)
         images = sorted(self.images(dataset.id), key=lambda i: (not i.boxes, i.filename))[:count]
         return contact_sheet([(self.blobs.read(i.sha256), i) for i in images], dataset.label_map.labels)
-
-    def referenced_blobs(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT DISTINCT sha256 FROM images").fetchall()}

@@ -22,7 +22,6 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 0.002  # peak, after warm-up (Adam)
     warmup_steps: int = 100
-    weight_decay: float = 4e-5
     bn_momentum: float = 0.9  # Keras' MobileNetV2 default 0.999 is far too slow for short runs
     checkpoint_every: int = CHECKPOINT_EVERY
     max_seconds: float | None = None

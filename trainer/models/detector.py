@@ -20,7 +20,3 @@ class Detector:
     network: keras.Model
     anchors: np.ndarray
     config: TrainConfig
-
-    @property
-    def num_anchors(self) -> int:
-        return int(self.anchors.shape[0])
