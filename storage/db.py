@@ -6,8 +6,9 @@ Writes that belong together go through ``db.atomic()`` (nested blocks become sav
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -151,8 +152,30 @@ def _v2(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX jobs_state ON jobs(state, id);
+        CREATE INDEX ledger_job ON ledger(job_id);
+        -- The bot's record of what it told a team about a job, so a restart neither repeats nor skips.
+        CREATE TABLE job_notices (
+            job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+            channel_id TEXT,                -- where the progress message lives
+            message_id TEXT,
+            application_id TEXT,            -- interaction webhook, usable for 15 minutes
+            interaction_token TEXT,
+            token_expires_at TEXT,
+            announced_event_id INTEGER NOT NULL DEFAULT 0,  -- last job_events.id posted
+            done INTEGER NOT NULL DEFAULT 0
+        );
+        """
+    )
+
+
 # Append new migrations; never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -196,6 +219,27 @@ def open_db(path: Path | str | None) -> sqlite_utils.Database:
     db.execute("PRAGMA synchronous = NORMAL")
     migrate(db)
     return db
+
+
+@contextlib.contextmanager
+def immediate(db: sqlite_utils.Database) -> Iterator[None]:
+    """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
+
+    Read-then-write sequences (claim a job, check then reserve a budget) need it: two processes
+    can never both read the old state and then both write. Inside a transaction it is a savepoint.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.rollback()
+        raise
+    else:
+        db.conn.execute("COMMIT")
 
 
 def ensure_team(db: sqlite_utils.Database, team_id: str, name: str = "") -> None:

@@ -36,7 +36,7 @@ FINAL_STATES = frozenset(
     {JobState.STOPPED, JobState.CANCELED, JobState.SUCCEEDED, JobState.FAILED, JobState.TRY_AGAIN_LATER}
 )
 
-# Legal transitions. PREPARING/RUNNING may go back to QUEUED when a dead worker's job is requeued.
+# Legal transitions. A job whose worker died goes back to QUEUED (it resumes from its checkpoint).
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.STATE_UNSPECIFIED: frozenset({JobState.QUEUED, JobState.TRY_AGAIN_LATER}),
     JobState.QUEUED: frozenset({JobState.PREPARING, JobState.CANCELED, JobState.FAILED}),
@@ -47,9 +47,16 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
         {JobState.STOP_REQUESTED, JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED, JobState.STOPPING}
     ),
     JobState.STOP_REQUESTED: frozenset(
-        {JobState.STOPPING, JobState.STOPPED, JobState.CANCELED, JobState.FAILED, JobState.SUCCEEDED}
+        {
+            JobState.STOPPING,
+            JobState.STOPPED,
+            JobState.CANCELED,
+            JobState.FAILED,
+            JobState.SUCCEEDED,
+            JobState.QUEUED,
+        }
     ),
-    JobState.STOPPING: frozenset({JobState.STOPPED, JobState.CANCELED, JobState.FAILED}),
+    JobState.STOPPING: frozenset({JobState.STOPPED, JobState.CANCELED, JobState.FAILED, JobState.QUEUED}),
     JobState.STOPPED: frozenset(),
     JobState.CANCELED: frozenset(),
     JobState.SUCCEEDED: frozenset(),
@@ -154,6 +161,28 @@ class Job:
     checkpoint_dir: str | None = None
     worker_id: str | None = None
     heartbeat_at: datetime | None = None
+    config: dict[str, object] = field(default_factory=dict)  # training settings beyond the columns
+    attempts: int = 0  # times a worker started it
+    stop_requested: bool = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+ACTIVE_STATES = frozenset({JobState.PREPARING, JobState.RUNNING, JobState.STOP_REQUESTED, JobState.STOPPING})
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One row of a job's history: a state change, progress, a checkpoint, a log line."""
+
+    id: int
+    job_id: int
+    at: datetime
+    kind: str  # state | progress | checkpoint | log
+    state: JobState | None
+    data: dict[str, object]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from storage.blobs import BlobStore
+from storage.budget import Budget
 from storage.datasets import DatasetStore
 from storage.db import open_db
+from storage.jobs import JobStore
 from storage.models import ModelStore
 from storage.settings import Settings
 from storage.voc.archive import Limits
@@ -21,6 +23,8 @@ class Services:
     blobs: BlobStore
     datasets: DatasetStore
     models: ModelStore
+    budget: Budget
+    jobs: JobStore
 
     def close(self) -> None:
         self.db.close()
@@ -36,4 +40,17 @@ def open_services(settings: Settings) -> Services:
         max_ratio=settings.max_compression_ratio,
     )
     datasets = DatasetStore(db, blobs, limits, settings.val_fraction, settings.split_seed)
-    return Services(settings, db, blobs, datasets, ModelStore(db))
+    models = ModelStore(db)
+    budget = Budget(db, settings.team_minutes)
+    jobs = JobStore(
+        db,
+        datasets,
+        models,
+        budget,
+        settings.home / "jobs",
+        settings.max_queued_per_team,
+        settings.max_queued_total,
+        settings.max_job_minutes,
+        settings.max_job_attempts,
+    )
+    return Services(settings, db, blobs, datasets, models, budget, jobs)

@@ -32,6 +32,24 @@ class Settings(BaseSettings):
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of images held out for validation.")
     split_seed: int = Field(1234, description="Seed of the train/validation split.")
     team_minutes: int = Field(600, ge=0, description="Training minutes a new team starts with.")
+    max_queued_per_team: int = Field(
+        3, ge=1, description="Queued jobs a team may have before TRY_AGAIN_LATER."
+    )
+    max_queued_total: int = Field(50, ge=1, description="Queued jobs of all teams before TRY_AGAIN_LATER.")
+    max_job_minutes: int = Field(24 * 60, ge=1, description="Largest maximum training time of one job.")
+    max_job_attempts: int = Field(
+        3, ge=1, description="Times a job is started before a dead worker fails it."
+    )
+    heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker reports that it is alive.")
+    worker_timeout_seconds: float = Field(
+        60.0, gt=0, description="Silence after which a worker counts as dead and its job is recovered."
+    )
+    stall_seconds: float = Field(
+        1800.0, gt=0, description="A training process without progress for this long is killed."
+    )
+    budget_reset_day: int | None = Field(
+        None, ge=1, le=28, description="Day of the month on which every team is topped up to team_minutes."
+    )
     log_level: str = Field("INFO", description="Logging level of every FieldLens process.")
 
     @property

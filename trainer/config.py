@@ -6,9 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-MODELS = ("ssd_mobilenet_v2_320", "ssd_mobilenet_v2_fpnlite_320")
-DEFAULT_MODEL = MODELS[0]
-CHECKPOINT_EVERY = 100
+from storage.plan import CHECKPOINT_EVERY, DEFAULT_MODEL, MODELS, effective_batch_size, epochs_for
+
+__all__ = ["CHECKPOINT_EVERY", "DEFAULT_MODEL", "MODELS", "TrainConfig", "effective_batch_size", "epochs_for"]
 
 
 @dataclass(frozen=True)
@@ -67,16 +67,3 @@ class TrainConfig:
 
     def with_(self, **changes: object) -> TrainConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
-
-
-def effective_batch_size(requested: int, train_images: int) -> int:
-    """ftc-ml's rule: halve the batch size until it is no larger than the number of training images."""
-    batch = requested
-    while batch > 1 and batch > train_images:
-        batch //= 2
-    return max(batch, 1)
-
-
-def epochs_for(steps: int, batch_size: int, train_images: int) -> float:
-    """ftc-ml's formula: epochs = steps * batch / training images."""
-    return steps * batch_size / max(train_images, 1)

@@ -5,6 +5,7 @@ Output folder layout:
     model_float.tflite  the same network in float32
     labels.txt          one label per line, in class-index order
     config.json         the training config
+    model.weights.h5    the Keras weights, to continue training from this model
     manifest.json       model, input size, labels, config, metrics, verdict, sha256 of each file
 """
 
@@ -14,9 +15,10 @@ import json
 import logging
 import platform
 import random
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,9 @@ from fieldlens import __version__
 from storage.blobs import atomic_write, sha256_hex
 from storage.domain import LabelMap, Split
 from storage.errors import UserError
+from storage.plan import DEFAULT_IMAGES_PER_SECOND, Plan, make_plan
 from storage.services import Services
-from trainer.config import TrainConfig, effective_batch_size, epochs_for
+from trainer.config import TrainConfig
 from trainer.data import ImageCache
 from trainer.evaluate import coco_metrics
 from trainer.metadata import detection_metadata, populate
@@ -44,42 +47,16 @@ class NoTrainingImages(UserError):
     """The datasets have no images in their training split."""
 
 
-@dataclass(frozen=True)
-class Plan:
-    """The numbers a student sees before training starts."""
-
-    batch_size: int
-    train_images: int
-    val_images: int
-    steps: int
-    steps_per_epoch: float
-    epochs: float
-    warnings: list[str]
-
-
 def plan(config: TrainConfig, train_images: int, val_images: int) -> Plan:
-    batch = effective_batch_size(config.batch_size, train_images)
-    warnings = []
-    if batch != config.batch_size:
-        warnings.append(
-            f"Batch size lowered from {config.batch_size} to {batch}: there are only {train_images} "
-            "training images."
-        )
-    if config.steps % config.checkpoint_every:
-        warnings.append(
-            f"{config.steps} steps is not a multiple of {config.checkpoint_every}: checkpoints are saved "
-            f"every {config.checkpoint_every} steps, and at the end."
-        )
-    if val_images == 0:
-        warnings.append("There is no validation split, so accuracy cannot be measured on unseen images.")
-    return Plan(
-        batch,
+    """The plan of `config` on this many images (see storage.plan)."""
+    return make_plan(
+        config.steps,
+        config.batch_size,
         train_images,
         val_images,
-        config.steps,
-        train_images / batch,
-        epochs_for(config.steps, batch, train_images),
-        warnings,
+        DEFAULT_IMAGES_PER_SECOND.get(config.model, 20.0),
+        config.max_seconds / 60 if config.max_seconds else None,
+        config.checkpoint_every,
     )
 
 
@@ -171,6 +148,9 @@ def export_and_verify(
     config.save(out_dir / "config.json")
     files["labels"] = labels_path
     files["config"] = out_dir / "config.json"
+    # The Keras weights travel with the model so that it can be trained more ("continue").
+    shutil.copyfile(checkpoint / "model.weights.h5", out_dir / "model.weights.h5")
+    files["weights"] = out_dir / "model.weights.h5"
 
     metrics: dict[str, Any] = {}
     eval_set = data.val or data.train
