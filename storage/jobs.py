@@ -28,7 +28,7 @@ from storage.db import immediate, parse_time, utcnow
 from storage.domain import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, Job, JobEvent, JobState
 from storage.errors import DatasetLabelsDiffer, NotFound, OutOfRange, UserError
 from storage.models import ModelStore
-from storage.plan import DEFAULT_IMAGES_PER_SECOND, DEFAULT_MODEL, MODELS, Plan, make_plan
+from storage.plan import CHECKPOINT_EVERY, DEFAULT_IMAGES_PER_SECOND, DEFAULT_MODEL, MODELS, Plan, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ class JobStore:
         steps: int = 1000,
         batch_size: int = 32,
         max_minutes: int = 60,
+        checkpoint_every: int = CHECKPOINT_EVERY,
     ) -> tuple[Plan, list[int], tuple[str, ...]]:
         """Check the arguments and datasets; return the plan, the dataset ids and the labels."""
         if model not in MODELS:
@@ -195,6 +196,7 @@ class JobStore:
             counts.get("val", 0),
             self.images_per_second(model),
             max_minutes,
+            checkpoint_every,
         )
         return p, ids, labels
 
@@ -221,7 +223,8 @@ class JobStore:
             model = manifest["model"]
             for key in ("input_size", "alpha", "head_channels"):
                 config[key] = manifest["config"][key]
-        p, ids, labels = self.plan(team_id, dataset_names, model, steps, batch_size, max_minutes)
+        every = int(config.get("checkpoint_every", CHECKPOINT_EVERY))  # type: ignore[call-overload]
+        p, ids, labels = self.plan(team_id, dataset_names, model, steps, batch_size, max_minutes, every)
         if from_model_id is not None and list(labels) != parent.labels:
             raise DatasetLabelsDiffer(
                 f"Model #{from_model_id} knows the labels {', '.join(parent.labels)} but these datasets "
@@ -490,3 +493,29 @@ class JobStore:
                     {"error": f"The job was started {job.attempts} times and each time {why}.{kept}"},
                 )
                 log.error("job #%s failed: %s", job_id, why)
+
+
+def job_json(job: Job, progress: dict[str, object] | None = None) -> dict[str, object]:
+    """A job as the CLI's --json and the bot show it."""
+    return {
+        "id": job.id,
+        "team": job.team_id,
+        "state": str(job.state),
+        "model": job.model,
+        "datasets": job.dataset_ids,
+        "description": job.description,
+        "steps": job.steps,
+        "batch_size": job.batch_size,
+        "max_minutes": job.max_minutes,
+        "steps_completed": job.steps_completed,
+        "training_seconds": round(job.training_seconds, 1),
+        "metrics": job.metrics,
+        "progress": progress or {},
+        "plan": job.config.get("plan", {}),
+        "error": job.error,
+        "model_id": job.model_id,
+        "from_model_id": job.from_model_id,
+        "attempts": job.attempts,
+        "created_at": job.created_at.isoformat(),
+        "updated_at": job.updated_at.isoformat(),
+    }

@@ -8,6 +8,7 @@ from fieldlens import __version__
 from fieldlens.cli.common import FieldLensGroup, make_state
 from fieldlens.cli.dataset import dataset
 from fieldlens.cli.demo import demo
+from fieldlens.cli.jobs import budget, job, worker
 from fieldlens.cli.serve import serve
 from fieldlens.cli.train import model, train
 
@@ -32,6 +33,9 @@ cli.add_command(demo)
 cli.add_command(train)
 cli.add_command(model)
 cli.add_command(serve)
+cli.add_command(job)
+cli.add_command(budget)
+cli.add_command(worker)
 
 
 def main() -> None:
