@@ -1,0 +1,5 @@
+"""`python -m fieldlens` runs the CLI."""
+
+from fieldlens.cli import main
+
+main()
