@@ -149,3 +149,27 @@ def test_train_run_then_model_show(run, tmp_path) -> None:
 def test_train_run_refuses_unknown_dataset(run) -> None:
     result = run("train", "run", "--dataset", "nope", "--json", ok=False)
     assert "No dataset named 'nope'" in json.loads(result.stdout)["errors"][0]
+
+
+def test_job_and_budget_commands_without_a_worker(run, tmp_path: Path) -> None:
+    zip_path = tmp_path / "s.zip"
+    make_voc_zip(zip_path, images=24, seed=3)
+    run("dataset", "add", str(zip_path), "--name", "shapes")
+    started = json.loads(run("job", "start", "--dataset", "shapes", "--steps", "150", "--json").stdout)
+    assert started["state"] == "QUEUED" and started["minutes_left"] == 540
+    assert started["plan"]["batch_size"] == 16
+    text = run("job", "start", "--dataset", "shapes", "--max-minutes", "10").stdout
+    assert "batch size 16" in text and "steps per epoch" in text and "Queued job #2" in text
+    listed = json.loads(run("job", "list", "--json").stdout)
+    assert [j["id"] for j in listed] == [2, 1]
+    status = json.loads(run("job", "status", "1", "--json").stdout)
+    assert {"id", "state", "steps_completed", "training_seconds"} <= set(status)
+    stopped = json.loads(run("job", "stop", "1", "--json").stdout)
+    assert stopped["state"] == "CANCELED"
+    assert json.loads(run("budget", "show", "--json").stdout)["minutes_left"] == 590
+    refused = run("job", "start", "--dataset", "shapes", "--max-minutes", "600", "--json", ok=False)
+    assert "590 min left" in json.loads(refused.stdout)["errors"][0]
+    assert json.loads(run("budget", "grant", "local", "30", "--json").stdout)["minutes_left"] == 620
+    other = run("job", "status", "1", "--team", "999", ok=False)
+    assert "No job #1 in this team" in other.stderr
+    assert json.loads(run("job", "wait", "1", "--json").stdout)["state"] == "CANCELED"

@@ -1,18 +1,21 @@
 """`fieldlens demo`: the main job on the embedded defaults, no Discord needed.
 
-Makes a synthetic sample dataset, ingests it into the local team, trains a small detector on it,
-exports and verifies the int8 model, and prints the metrics.
+Makes a synthetic sample dataset, ingests it into the local team, queues a short training job and
+runs it through a local worker (a child process trains, exports and verifies the int8 model), then
+prints the metrics.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from fieldlens.cli.common import State, emit, json_option
 from fieldlens.cli.dataset import format_report
-from storage.errors import NameTaken
+from storage.domain import JobState
+from storage.errors import NameTaken, UserError
 from storage.voc.synth import make_voc_zip
 
 DEMO_DATASET = "demo-shapes"
@@ -52,41 +55,66 @@ def demo(state: State, images: int, steps: int, as_json: bool) -> None:
     result: dict[str, object] = {"dataset": report.to_json(), "preview": str(preview_path)}
     text = format_report(report) + f"\n\nPreview: {preview_path}"
     if steps:
-        model, summary = _train(state, steps, home / "models" / "demo")
+        model, summary = _train(state, steps)
         result["model"] = model
         text += "\n\n" + summary
     emit(result, text)
 
 
-def _train(state: State, steps: int, out: Path) -> tuple[dict[str, object], str]:
-    """A small, fast configuration: 160 px input, MobileNetV2 width 0.35, from scratch."""
-    from fieldlens.cli.train import Progress
-    from trainer.config import TrainConfig
-    from trainer.pipeline import load_data, plan, train_and_deliver
+DEMO_CONFIG = {
+    "input_size": 160,
+    "alpha": 0.35,
+    "weights": "none",
+    "learning_rate": 0.003,
+    "warmup_steps": 30,
+}
 
-    label_map, data = load_data(state.services, "local", [DEMO_DATASET], state.settings.home / "cache")
-    config = TrainConfig(
-        labels=label_map.labels,
+
+def _train(state: State, steps: int) -> tuple[dict[str, object], str]:
+    """Queue a small job (160 px input, width 0.35, from scratch) and run it through a local worker."""
+    import threading
+
+    from fieldlens.cli.jobs import follow
+    from trainer.worker import Worker
+
+    services = state.services
+    job = services.jobs.create(
+        "local",
+        [DEMO_DATASET],
         steps=steps,
         batch_size=16,
-        input_size=160,
-        alpha=0.35,
-        weights="none",
-        learning_rate=0.003,
-        warmup_steps=30,
+        max_minutes=30,
+        description="fieldlens demo",
+        config=DEMO_CONFIG,
     )
-    p = plan(config, len(data.train), len(data.val))
+    if job.state != JobState.QUEUED:
+        raise UserError(f"The demo job could not be queued ({job.state}); see `fieldlens job list`.")
+    plan = job.config["plan"]
     click.echo(
-        f"Training a demo {config.model} (160 px, width 0.35) for {steps} steps = {p.epochs:.0f} epochs "
-        f"of {p.train_images} images...",
+        f"Queued job #{job.id}: {job.model} (160 px, width 0.35) for {steps} steps = "
+        f"{plan['epochs']:.0f} epochs of {plan['train_images']} images. "  # type: ignore[index]
+        "Starting a local worker...",
         err=True,
     )
-    train_result, manifest = train_and_deliver(config, data, out / "training", out, Progress(True))
-    click.echo("", err=True)
+    worker = Worker(state.settings, poll_seconds=0.5)
+    thread = threading.Thread(target=worker.run, kwargs={"exit_when_idle": True}, daemon=True)
+    thread.start()
+    try:
+        job = follow(services, "local", job.id, None, show=True)
+    finally:
+        worker.stop()
+        thread.join()
+    if job.state != JobState.SUCCEEDED or job.model_id is None:
+        raise UserError(f"Demo job #{job.id} ended {job.state}: {job.error or 'see `fieldlens job status`'}")
+    model = services.models.get("local", job.model_id)
+    manifest = json.loads((Path(model.path) / "manifest.json").read_text())
     m = manifest["metrics"]
-    model = {
-        "path": str(out),
-        "steps_completed": train_result.steps_completed,
+    result = {
+        "job_id": job.id,
+        "model_id": model.id,
+        "path": model.path,
+        "steps_completed": job.steps_completed,
+        "training_seconds": job.training_seconds,
         "map50_float": m["map50_float"],
         "map50_int8": m["map50_int8"],
         "map50_95_int8": m["map50_95_int8"],
@@ -95,12 +123,12 @@ def _train(state: State, steps: int, out: Path) -> tuple[dict[str, object], str]
     }
     summary = "\n".join(
         [
-            f"Demo model: {train_result.steps_completed} steps in {train_result.seconds:.0f} s "
-            f"({train_result.images_per_second:.0f} images/s).",
+            f"Demo job #{job.id}: {job.steps_completed} steps in {job.training_seconds:.0f} s of training; "
+            f"model #{model.id}.",
             manifest["verdict"],
-            f"mAP@0.5:0.95 int8 {m['map50_95_int8']:.3f}; files in {out} "
+            f"mAP@0.5:0.95 int8 {m['map50_95_int8']:.3f}; files in {model.path} "
             "(model_int8.tflite, labels.txt, manifest.json).",
             *(f"  - {a}" for a in manifest["advice"]),
         ]
     )
-    return model, summary
+    return result, summary

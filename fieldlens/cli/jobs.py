@@ -45,7 +45,7 @@ def job_text(services: Services, job: Job) -> str:
     if job.error:
         lines.append(f"  {job.error}")
     for event in services.jobs.events(job.id, kinds=("state",))[-1:]:
-        reason = event.data.get("reason") or event.data.get("verdict")
+        reason = event.data.get("verdict") or event.data.get("reason")
         if reason and job.state != JobState.FAILED:
             lines.append(f"  {reason}")
     if job.model_id:
