@@ -44,9 +44,8 @@ def latency(home: Path, calls: int) -> None:
     env = {**os.environ, "FIELDLENS_HOME": str(home), "FIELDLENS_LOG_LEVEL": "WARNING"}
     worker = subprocess.Popen([sys.executable, "-m", "fieldlens", "worker"], env=env)
     try:
-        while s.jobs.get("local", busy.id).state != JobState.RUNNING:
+        while s.jobs.get("local", busy.id).steps_completed < 20:  # past tracing, in steady training
             time.sleep(0.5)
-        time.sleep(10)  # past tracing: the worker is in steady training
         timings: dict[str, list[float]] = {"start": [], "status": [], "stop": []}
         for _ in range(calls):
             t0 = time.perf_counter()
@@ -61,7 +60,7 @@ def latency(home: Path, calls: int) -> None:
             timings["status"].append(t2 - t1)
             timings["stop"].append(t3 - t2)
         steps = s.jobs.get("local", busy.id).steps_completed
-        print(f"while a worker trains (it reached step {steps}):")
+        print(f"while a worker trains (it was at step {steps} after the calls):")
         for name, values in timings.items():
             print(f"  job {name:<6} {_percentiles(values)}")
         s.jobs.request_stop("local", busy.id)

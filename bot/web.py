@@ -3,8 +3,11 @@
     GET /api/v1/models/latest                     -> manifest JSON (see edge/pull.py)
     GET /api/v1/models/{id}/files/{name}          -> model_int8.tflite or labels.txt
 
-Every request carries `Authorization: Bearer <edge token>`; the token names the team, and a team
-only ever sees its own models (another team's model id answers 404, like a missing one).
+    GET /download/{id}/{name}?team=&expires=&sig=  -> a model file, through a signed expiring link
+
+Model routes need `Authorization: Bearer <edge token>`; the token names the team, and a team only
+ever sees its own models (another team's model id answers 404, like a missing one). Download links
+are signed by the bot (HMAC) for one team, model and file, and expire.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.links import LinkSigner
 from storage.errors import NotFound
 from storage.models import EDGE_FILES, ModelStore
 
 log = logging.getLogger(__name__)
 MODELS_KEY = web.AppKey("models", ModelStore)
+SIGNER_KEY = web.AppKey("signer", LinkSigner)
+DOWNLOAD_FILES = {*EDGE_FILES.values(), "model_float.tflite", "manifest.json"}
 
 
 def _team(request: web.Request) -> str:
@@ -67,9 +73,36 @@ async def model_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(Path(model.path) / name)
 
 
-def make_app(models: ModelStore) -> web.Application:
+async def signed_download(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    name = request.match_info["name"]
+    try:
+        model_id = int(request.match_info["model_id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    signer = request.app.get(SIGNER_KEY)
+    team = q.get("team", "")
+    if signer is None or not signer.check(team, model_id, name, q.get("expires", ""), q.get("sig", "")):
+        raise web.HTTPForbidden(
+            text="this download link is invalid or has expired; ask the bot for a new one"
+        )
+    if name not in DOWNLOAD_FILES:
+        raise web.HTTPNotFound()
+    try:
+        model = request.app[MODELS_KEY].get(team, model_id)
+    except NotFound:
+        raise web.HTTPNotFound() from None
+    return web.FileResponse(
+        Path(model.path) / name, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+def make_app(models: ModelStore, signer: LinkSigner | None = None) -> web.Application:
     app = web.Application()
     app[MODELS_KEY] = models
+    if signer is not None:
+        app[SIGNER_KEY] = signer
     app.router.add_get("/api/v1/models/latest", latest_model)
     app.router.add_get("/api/v1/models/{model_id}/files/{name}", model_file)
+    app.router.add_get("/download/{model_id}/{name}", signed_download)
     return app

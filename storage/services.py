@@ -12,7 +12,9 @@ from storage.datasets import DatasetStore
 from storage.db import open_db
 from storage.jobs import JobStore
 from storage.models import ModelStore
+from storage.notices import NoticeStore
 from storage.settings import Settings
+from storage.teams import TeamStore
 from storage.voc.archive import Limits
 
 
@@ -25,6 +27,8 @@ class Services:
     models: ModelStore
     budget: Budget
     jobs: JobStore
+    teams: TeamStore
+    notices: NoticeStore
 
     def close(self) -> None:
         self.db.close()
@@ -53,4 +57,4 @@ def open_services(settings: Settings) -> Services:
         settings.max_job_minutes,
         settings.max_job_attempts,
     )
-    return Services(settings, db, blobs, datasets, models, budget, jobs)
+    return Services(settings, db, blobs, datasets, models, budget, jobs, TeamStore(db), NoticeStore(db))

@@ -6,6 +6,7 @@ Build it once per entry point with :func:`load_settings`; nothing else reads ``o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,35 @@ class Settings(BaseSettings):
     budget_reset_day: int | None = Field(
         None, ge=1, le=28, description="Day of the month on which every team is topped up to team_minutes."
     )
+    public_url: str = Field(
+        "http://localhost:8080", description="Address of the bot's web server as teams and robots reach it."
+    )
+    web_host: str = Field("127.0.0.1", description="Interface the bot's web server listens on.")
+    web_port: int = Field(
+        8080, ge=0, le=65535, description="Port of the bot's web server (0: any free port)."
+    )
+    web_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs download links (default: random per start, so links die on restart).",
+    )
+    link_minutes: int = Field(60, ge=1, description="Lifetime of a signed model download link.")
+    admin_user_ids: list[int] = Field(
+        default_factory=list, description="Discord user ids of FieldLens operators (may grant minutes)."
+    )
+    dev_guild_id: int | None = Field(
+        None, description="Sync slash commands to this server only (development)."
+    )
+    allow_private_urls: bool = Field(
+        False, description="Let `/dataset upload url:` fetch private and loopback addresses (tests only)."
+    )
+    url_timeout_seconds: float = Field(
+        300.0, gt=0, description="Time limit of a `/dataset upload url:` download."
+    )
+    job_defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Training settings of bot-started jobs as JSON, e.g. {"weights": "/data/backbone.h5"}.',
+    )
+    notify_seconds: float = Field(3.0, gt=0, description="How often the bot updates progress messages.")
     log_level: str = Field("INFO", description="Logging level of every FieldLens process.")
 
     @property

@@ -1,0 +1,169 @@
+"""`/dataset upload|list|info|preview|combine|delete`."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.checks import require_editor, team_of
+from bot.download import DownloadRefused, fetch_to_file
+from bot.ui import Confirm, dataset_embed
+from bot.work import in_thread
+from storage.datasets import DatasetReport
+from storage.errors import OutOfRange, UserError
+from storage.services import Services
+
+if TYPE_CHECKING:
+    from bot.client import FieldLensBot
+
+
+def _ingest(services: Services, team: str, name: str, path: Path) -> tuple[DatasetReport, bytes]:
+    report = services.datasets.add(team, name, path)
+    return report, services.datasets.preview(team, name)
+
+
+def _preview(services: Services, team: str, name: str) -> bytes:
+    return services.datasets.preview(team, name)
+
+
+async def dataset_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    if interaction.guild_id is None:
+        return []
+    bot: FieldLensBot = interaction.client  # type: ignore[assignment]
+    names = [d.name for d in bot.services.datasets.list_team(str(interaction.guild_id))]
+    return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
+
+
+@app_commands.guild_only()
+class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upload and inspect datasets."):
+    def __init__(self, bot: FieldLensBot) -> None:
+        self.bot = bot
+
+    @app_commands.command()
+    @app_commands.describe(
+        name="A name for the dataset (letters, digits, spaces, - _ .)",
+        file="The zipped Pascal VOC dataset (Annotations/ and JPEGImages/ folders)",
+        url="A direct http(s) link to the zip, for zips over Discord's attachment limit",
+    )
+    async def upload(
+        self,
+        interaction: discord.Interaction,
+        name: str,
+        file: discord.Attachment | None = None,
+        url: str | None = None,
+    ) -> None:
+        """Upload a zipped Pascal VOC dataset; it is checked and you get a report and a preview."""
+        team = team_of(interaction)
+        require_editor(interaction, self.bot.services.teams.get(team))
+        if (file is None) == (url is None):
+            raise OutOfRange("Give either a zip file or a link to one (`url:`), not both or neither.")
+        limit = self.bot.settings.max_upload_bytes
+        if file is not None and file.size > limit:
+            raise OutOfRange(
+                f"That zip is {file.size / 1e6:.0f} MB; the most FieldLens accepts is {limit / 1e6:.0f} MB."
+            )
+        await interaction.response.defer(thinking=True)
+        with tempfile.TemporaryDirectory(prefix="fieldlens-upload-") as tmp:
+            path = Path(tmp) / "dataset.zip"
+            if file is not None:
+                try:
+                    await file.save(path)
+                except discord.HTTPException:
+                    raise DownloadRefused(
+                        "Discord did not hand over the attachment. Upload it again."
+                    ) from None
+            else:
+                await fetch_to_file(
+                    url or "",
+                    path,
+                    limit,
+                    self.bot.settings.url_timeout_seconds,
+                    self.bot.settings.allow_private_urls,
+                )
+            report, preview = await in_thread(self.bot.settings, _ingest, team, name, path)
+        await interaction.followup.send(
+            f"Stored dataset **{report.dataset.name}**. Train on it with `/train start`.",
+            embed=dataset_embed(report).set_image(url="attachment://preview.png"),
+            file=discord.File(io.BytesIO(preview), "preview.png"),
+        )
+
+    @app_commands.command(name="list")
+    async def list_(self, interaction: discord.Interaction) -> None:
+        """List the team's datasets."""
+        datasets = self.bot.services.datasets.list_team(team_of(interaction))
+        lines = [
+            f"**{d.name}** (#{d.id}): {d.image_count} images, {d.box_count} boxes, labels "
+            f"{', '.join(f'`{k}`' for k in d.label_counts)}"
+            for d in datasets
+        ]
+        await interaction.response.send_message(
+            "\n".join(lines)[:1900] or "No datasets yet. Upload one with `/dataset upload`.", ephemeral=True
+        )
+
+    @app_commands.command()
+    @app_commands.describe(name="The dataset")
+    @app_commands.autocomplete(name=dataset_names)
+    async def info(self, interaction: discord.Interaction, name: str) -> None:
+        """The validation report of a dataset: counts per label, warnings and advice."""
+        report = self.bot.services.datasets.report(team_of(interaction), name)
+        await interaction.response.send_message(embed=dataset_embed(report), ephemeral=True)
+
+    @app_commands.command()
+    @app_commands.describe(name="The dataset")
+    @app_commands.autocomplete(name=dataset_names)
+    async def preview(self, interaction: discord.Interaction, name: str) -> None:
+        """A contact sheet of a dataset's images with their boxes drawn."""
+        team = team_of(interaction)
+        self.bot.services.datasets.get(team, name)  # NotFound before deferring
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        png = await in_thread(self.bot.settings, _preview, team, name)
+        await interaction.followup.send(
+            file=discord.File(io.BytesIO(png), f"{name}-preview.png"), ephemeral=True
+        )
+
+    @app_commands.command()
+    @app_commands.describe(
+        name="Name of the new dataset", datasets="Datasets to combine, separated by commas"
+    )
+    async def combine(self, interaction: discord.Interaction, name: str, datasets: str) -> None:
+        """Combine datasets with identical labels into a new one (the originals stay)."""
+        team = team_of(interaction)
+        require_editor(interaction, self.bot.services.teams.get(team))
+        names = [n.strip() for n in datasets.split(",") if n.strip()]
+        if len(names) < 2:
+            raise OutOfRange("Name at least two datasets to combine, separated by commas.")
+        report = self.bot.services.datasets.combine(team, name, names)
+        await interaction.response.send_message(f"Combined {', '.join(names)}.", embed=dataset_embed(report))
+
+    @app_commands.command()
+    @app_commands.describe(name="The dataset to delete")
+    @app_commands.autocomplete(name=dataset_names)
+    async def delete(self, interaction: discord.Interaction, name: str) -> None:
+        """Delete a dataset (asks to confirm; refused while a job uses it)."""
+        team = team_of(interaction)
+        require_editor(interaction, self.bot.services.teams.get(team))
+        dataset = self.bot.services.datasets.get(team, name)
+
+        async def confirmed(button_interaction: discord.Interaction) -> None:
+            try:
+                self.bot.services.datasets.delete(team, name)
+            except UserError as e:
+                await button_interaction.response.edit_message(content=str(e), view=None)
+                return
+            await button_interaction.response.edit_message(content=f"Deleted dataset **{name}**.", view=None)
+
+        await interaction.response.send_message(
+            f"Delete dataset **{name}** ({dataset.image_count} images)? This cannot be undone.",
+            view=Confirm(interaction.user.id, "Delete", confirmed, discord.ButtonStyle.danger),
+            ephemeral=True,
+        )
+
+
+async def setup(bot: FieldLensBot) -> None:
+    await bot.add_cog(DatasetCog(bot))
