@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fieldlens import __version__
+from fieldlens.cli.bot import bot
 from fieldlens.cli.common import FieldLensGroup, make_state
 from fieldlens.cli.dataset import dataset
 from fieldlens.cli.demo import demo
@@ -36,6 +37,7 @@ cli.add_command(serve)
 cli.add_command(job)
 cli.add_command(budget)
 cli.add_command(worker)
+cli.add_command(bot)
 
 
 def main() -> None:
