@@ -102,11 +102,13 @@ class World:
 
     def wait_answer(self, interaction: Any, wait: str = "response", timeout: float = 60) -> None:
         def answered() -> bool:
-            if wait == "done":
-                return bool(interaction.followups)
+            if wait == "done":  # a final answer: a follow-up after a defer, or a direct reply
+                return bool(interaction.followups) or any(c["type"] != 5 for c in interaction.callbacks)
             return bool(interaction.callbacks)
 
-        self.run(self.fake.wait_for(answered, timeout, f"an answer to interaction {interaction.id}"), timeout + 5)
+        self.run(
+            self.fake.wait_for(answered, timeout, f"an answer to interaction {interaction.id}"), timeout + 5
+        )
 
     def wait(self, check: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
         return self.run(self.fake.wait_for(check, timeout, what), timeout + 5)

@@ -146,7 +146,9 @@ class FakeDiscord:
         self.guilds[guild.id] = guild
         return guild
 
-    def add_attachment(self, filename: str, data: bytes, content_type: str = "application/zip") -> dict[str, Any]:
+    def add_attachment(
+        self, filename: str, data: bytes, content_type: str = "application/zip"
+    ) -> dict[str, Any]:
         aid = self.snowflake()
         self.attachments[aid] = data
         url = f"{self.base}/attachments/{aid}/{filename}"
@@ -370,7 +372,9 @@ class FakeDiscord:
 
     # -- REST ----------------------------------------------------------------------------------
 
-    def _message(self, channel_id: str | None, body: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, Any]:
+    def _message(
+        self, channel_id: str | None, body: dict[str, Any], files: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         mid = self.snowflake()
         message = {
             "id": mid,
@@ -384,7 +388,13 @@ class FakeDiscord:
             "mentions": [],
             "mention_roles": [],
             "attachments": [
-                {"id": self.snowflake(), "filename": f["filename"], "size": len(f["data"]), "url": "", "proxy_url": ""}
+                {
+                    "id": self.snowflake(),
+                    "filename": f["filename"],
+                    "size": len(f["data"]),
+                    "url": "",
+                    "proxy_url": "",
+                }
                 for f in files
             ],
             "embeds": body.get("embeds") or [],
@@ -404,7 +414,9 @@ class FakeDiscord:
             if key in body:
                 message[key] = body[key]
         if files:
-            message["attachments"] = [{"id": self.snowflake(), "filename": f["filename"], "size": 1} for f in files]
+            message["attachments"] = [
+                {"id": self.snowflake(), "filename": f["filename"], "size": 1} for f in files
+            ]
         message["edited_timestamp"] = "2026-11-22T10:00:01+00:00"
         self.messages[message["id"]] = message
         return message
@@ -435,10 +447,17 @@ class FakeDiscord:
                 self.rate_limit_once.discard(key)
                 self.rate_limited.append(f"{method} {path}")
                 return web.Response(
-                    body=json.dumps({"message": "You are being rate limited.", "retry_after": 0.2, "global": False}).encode(),
+                    body=json.dumps(
+                        {"message": "You are being rate limited.", "retry_after": 0.2, "global": False}
+                    ).encode(),
                     status=429,
                     # discord.py retries a 429 only when it came through Discord's proxy (Via).
-                    headers={**JSON_HEADERS, "Via": "1.1 google", "Retry-After": "1", "X-RateLimit-Scope": "user"},
+                    headers={
+                        **JSON_HEADERS,
+                        "Via": "1.1 google",
+                        "Retry-After": "1",
+                        "X-RateLimit-Scope": "user",
+                    },
                 )
         return None
 
@@ -484,11 +503,21 @@ class FakeDiscord:
                     {
                         "url": f"ws://127.0.0.1:{self.port}",
                         "shards": 1,
-                        "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
+                        "session_start_limit": {
+                            "total": 1000,
+                            "remaining": 999,
+                            "reset_after": 0,
+                            "max_concurrency": 1,
+                        },
                     }
                 )
-            case ("PUT", ["applications", _, "commands"]) | ("PUT", ["applications", _, "guilds", _, "commands"]):
-                commands = [{**c, "id": self.snowflake(), "application_id": APP_ID, "version": "1"} for c in body]
+            case ("PUT", ["applications", _, "commands"]) | (
+                "PUT",
+                ["applications", _, "guilds", _, "commands"],
+            ):
+                commands = [
+                    {**c, "id": self.snowflake(), "application_id": APP_ID, "version": "1"} for c in body
+                ]
                 return self._json(commands)
             case ("POST", ["interactions", iid, token, "callback"]):
                 return self._callback(iid, token, body, files)
@@ -514,7 +543,9 @@ class FakeDiscord:
         self.unknown.append(f"{method} {path}")
         return self._json({"message": "404: Not Found", "code": 0}, 404)
 
-    def _callback(self, iid: str, token: str, body: dict[str, Any], files: list[dict[str, Any]]) -> web.Response:
+    def _callback(
+        self, iid: str, token: str, body: dict[str, Any], files: list[dict[str, Any]]
+    ) -> web.Response:
         record = self.interactions.get(iid)
         if record is None or record.token != token:
             return self._json({"message": "Unknown interaction", "code": 10062}, 404)
@@ -553,7 +584,9 @@ class FakeDiscord:
         record.followups.append(message)
         return self._json(message)
 
-    def _webhook_edit(self, token: str, mid: str, body: dict[str, Any], files: list[dict[str, Any]]) -> web.Response:
+    def _webhook_edit(
+        self, token: str, mid: str, body: dict[str, Any], files: list[dict[str, Any]]
+    ) -> web.Response:
         record = self.by_token.get(token)
         if record is None or token in self.expired_tokens:
             return self._json({"message": "Invalid Webhook Token", "code": 50027}, 401)
