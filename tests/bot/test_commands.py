@@ -60,7 +60,10 @@ def test_upload_answers_with_the_report_and_a_preview(world: World, shapes: str)
     ("files", "message"),
     [
         ({"notes.txt": b"hello"}, "no Annotations/ and JPEGImages/ folders"),
-        ({"../evil/Annotations/a.xml": b"<annotation/>", "JPEGImages/a.jpg": b"x"}, "climbs out of the dataset folder"),
+        (
+            {"../evil/Annotations/a.xml": b"<annotation/>", "JPEGImages/a.jpg": b"x"},
+            "climbs out of the dataset folder",
+        ),
     ],
 )
 def test_a_bad_zip_gets_a_sentence_and_stores_nothing(world: World, files: dict, message: str) -> None:
