@@ -4,7 +4,7 @@
 
 The bot (discord.py, real) talks to the fake Discord from the test suite on 127.0.0.1 (the only
 Discord this machine can reach). A `fieldlens worker` process trains a job meanwhile. Each round
-dispatches `--concurrent` slash commands at once (a mix of budget, dataset, train and model
+dispatches `--concurrent` slash commands at once (after one warm-up round) (a mix of budget, dataset, train and model
 commands) and measures, per command, the time from the INTERACTION_CREATE being sent on the gateway
 to the bot's first response reaching the REST endpoint. Prints median and p99, idle and training.
 """
@@ -70,6 +70,7 @@ def main() -> None:
         world.start()
         team = world.team_a.id
         world.call(lambda: world.bot.services.datasets.add(team, "bench", make_voc_zip(images=200, seed=1)))
+        world.run(burst(world, args.concurrent))  # warm-up (first use of each command), not counted
         idle = [s for _ in range(args.rounds) for s in world.run(burst(world, args.concurrent))]
         job = world.call(
             lambda: world.bot.services.jobs.create(

@@ -41,12 +41,18 @@ class Budget:
 
     def ensure_team(self, team_id: str, name: str = "") -> None:
         """Create the team if needed and credit its starting minutes exactly once."""
+        if self._credited(team_id):  # the common case: a read, no write lock
+            return
         with immediate(self.db):
             ensure_team(self.db, team_id, name)
             if not self.db.execute(
                 "SELECT 1 FROM ledger WHERE team_id = ? AND reason = 'initial'", [team_id]
             ).fetchone():
                 self._add(team_id, self.team_minutes, "initial")
+
+    def _credited(self, team_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM ledger WHERE team_id = ? AND reason = 'initial'", [team_id])
+        return row.fetchone() is not None
 
     def balance(self, team_id: str) -> float:
         self.ensure_team(team_id)

@@ -138,6 +138,10 @@ def job_config(job: Job, labels: tuple[str, ...], default_weights: str = "imagen
 def run_job(settings: Settings, job_id: int, parent_pid: int) -> None:
     """Entry point of the child process."""
     _die_with_parent(parent_pid)
+    # Training takes every core it can; a lower CPU priority keeps the bot and the CLI on the same
+    # machine answering quickly, and costs training nothing when nothing else wants the CPU.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format=f"%(asctime)s %(levelname)s job-{job_id} %(name)s: %(message)s",
