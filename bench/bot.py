@@ -6,7 +6,8 @@ The bot (discord.py, real) talks to the fake Discord from the test suite on 127.
 Discord this machine can reach). A `fieldlens worker` process trains a job meanwhile. Each round
 dispatches `--concurrent` slash commands at once (a mix of budget, dataset, train and model
 commands; one warm-up round is not counted) and measures, per command, the time from the
-INTERACTION_CREATE being sent on the gateway to the bot's first response reaching the REST endpoint. Prints median and p99, idle and training.
+INTERACTION_CREATE being sent on the gateway to the bot's first response reaching the REST
+endpoint. Prints median and p99, idle and while training.
 """
 
 from __future__ import annotations
