@@ -454,23 +454,31 @@ class JobStore:
 
     def reap(self, timeout_seconds: float, now: datetime | None = None) -> list[int]:
         """Recover jobs whose worker has been silent for `timeout_seconds`; returns their ids."""
-        cutoff = ((now or datetime.now(UTC)) - timedelta(seconds=timeout_seconds)).isoformat(
-            timespec="milliseconds"
-        )
+        cutoff_time = (now or datetime.now(UTC)) - timedelta(seconds=timeout_seconds)
+        cutoff = cutoff_time.isoformat(timespec="milliseconds")
         rows = self.db.execute(
             f"SELECT id FROM jobs WHERE state IN ({_marks(ACTIVE_STATES)})"  # noqa: S608
             " AND (heartbeat_at IS NULL OR heartbeat_at < ?)",
             [*ACTIVE_STATES, cutoff],
         ).fetchall()
+        recovered = []
         for (job_id,) in rows:
-            self._recover(job_id, f"its worker stopped responding for {timeout_seconds:g} s")
-        return [r[0] for r in rows]
+            if self._recover(
+                job_id, f"its worker stopped responding for {timeout_seconds:g} s", True, cutoff_time
+            ):
+                recovered.append(job_id)
+        return recovered
 
-    def _recover(self, job_id: int, why: str, count_attempt: bool = True) -> None:
+    def _recover(
+        self, job_id: int, why: str, count_attempt: bool = True, stale_before: datetime | None = None
+    ) -> bool:
+        """Requeue, cancel or fail an active job; False when it changed meanwhile (checked under the lock)."""
         with immediate(self.db):
             job = self.get_any(job_id)
             if job.state not in ACTIVE_STATES:
-                return  # finished meanwhile
+                return False  # finished meanwhile
+            if stale_before is not None and job.heartbeat_at is not None and job.heartbeat_at >= stale_before:
+                return False  # a worker claimed it or beat its heartbeat since the query: it is alive
             step = checkpoint_step(job.checkpoint_dir)
             where = f"from its checkpoint at step {step}" if step else "from the start (no checkpoint yet)"
             if job.stop_requested and step is None:
@@ -493,6 +501,7 @@ class JobStore:
                     {"error": f"The job was started {job.attempts} times and each time {why}.{kept}"},
                 )
                 log.error("job #%s failed: %s", job_id, why)
+        return True
 
 
 def job_json(job: Job, progress: dict[str, object] | None = None) -> dict[str, object]:

@@ -78,6 +78,9 @@ class Worker:
                     job = jobs.claim(self.worker_id)
                     if job is None:
                         break
+                    if job.id in running:  # cannot happen while reaping re-checks under the lock
+                        log.error("job #%s was handed out again while it runs here", job.id)
+                        continue
                     running[job.id] = self._start(job.id, jobs)
                     started += 1
                 for job_id, run in list(running.items()):

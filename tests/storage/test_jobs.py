@@ -177,7 +177,6 @@ def test_two_workers_racing_never_claim_the_same_job(settings: Settings, synth_z
         p.join(10)
     claimed = results[0] + results[1]
     assert sorted(claimed) == ids  # every job exactly once
-    assert all(results), "both workers should have claimed some jobs"
 
 
 def _stale(services: Services, job_id: int, seconds: float = 600) -> None:
@@ -321,3 +320,13 @@ def test_continue_needs_the_same_labels(jobs_services: Services, tmp_path: Path)
 
 def test_make_voc_zip_is_importable_for_fixtures() -> None:
     assert make_voc_zip(images=2, seed=1)[:2] == b"PK"
+
+
+def test_reaping_rechecks_the_heartbeat_under_the_lock(jobs_services: Services) -> None:
+    """A reaper that saw a stale job must not requeue it after a worker has claimed it meanwhile."""
+    s = jobs_services
+    job = s.jobs.create("local", ["shapes"], max_minutes=10)
+    seen_stale_before = datetime.now(UTC) - timedelta(seconds=1)  # the reaper's query, before the claim
+    s.jobs.claim("fresh-worker")
+    assert s.jobs._recover(job.id, "test", True, seen_stale_before) is False
+    assert s.jobs.get("local", job.id).state == JobState.PREPARING

@@ -199,7 +199,7 @@ def test_continue_from_a_model_starts_from_its_weights_and_is_a_new_version(
     assert balanced(s)
 
 
-def _worker(home: Path) -> subprocess.Popen:
+def _worker(home: Path, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "FIELDLENS_HOME": str(home),
@@ -210,7 +210,7 @@ def _worker(home: Path) -> subprocess.Popen:
         [sys.executable, "-m", "fieldlens", "worker"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(log, "ab"),
     )
 
 
@@ -219,7 +219,8 @@ def test_a_worker_killed_mid_run_loses_at_most_one_checkpoint_interval(tmp_path:
     s = open_services(Settings(home=home))
     s.datasets.add("local", "shapes", make_voc_zip(images=40, seed=21))
     job = s.jobs.create("local", ["shapes"], steps=60, batch_size=16, max_minutes=5, config=TINY_JOB)
-    first = _worker(home)
+    log = tmp_path / "workers.log"
+    first = _worker(home, log)
     try:
         wait_for(lambda: s.jobs.events(job.id, kinds=("checkpoint",)), 180, "the first checkpoint")
         first.send_signal(signal.SIGKILL)
@@ -231,13 +232,13 @@ def test_a_worker_killed_mid_run_loses_at_most_one_checkpoint_interval(tmp_path:
         assert s.jobs.get("local", job.id).state == JobState.RUNNING  # nobody has noticed yet
     finally:
         first.kill()
-    second = _worker(home)
+    second = _worker(home, log)
     try:
         final = wait_final(s, job.id)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(60)
-    assert final.state == JobState.SUCCEEDED, final.error
+    assert final.state == JobState.SUCCEEDED, f"{final.error}\n{log.read_text()[-5000:]}"
     assert final.steps_completed == 60 and final.attempts == 2
     requeued = [e for e in s.jobs.events(job.id, kinds=("state",)) if e.state == JobState.QUEUED][-1]
     assert "resumes from its checkpoint at step" in requeued.data["reason"]  # type: ignore[operator]
