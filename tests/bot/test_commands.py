@@ -86,6 +86,11 @@ def test_upload_by_link_refuses_loopback_and_bad_schemes(world: World) -> None:
         assert message in i.text()
 
 
+def test_upload_needs_a_file_or_a_link_and_names_the_servers_limit(world: World) -> None:
+    i = world.slash("dataset upload", guild=world.team_a, options={"name": (STRING, "x")})
+    assert "Give either a zip file or a link" in i.text() and "up to 10 MB" in i.text() and i.ephemeral
+
+
 def test_dataset_list_info_preview_and_autocomplete(world: World, shapes: str) -> None:
     assert "**shapes**" in world.slash("dataset list", guild=world.team_a).text()
     info = world.slash("dataset info", guild=world.team_a, options={"name": (STRING, "shapes")})
