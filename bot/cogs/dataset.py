@@ -64,8 +64,8 @@ class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upl
         if (file is None) == (url is None):
             raise OutOfRange(
                 "Give either a zip file or a link to one (`url:`), not both or neither. This server accepts "
-                f"attachments up to {interaction.filesize_limit / 1e6:.0f} MB; put bigger zips on a file host "
-                "and give the link."
+                f"attachments up to {interaction.filesize_limit / 1e6:.0f} MB; put bigger zips on a file "
+                "host and give the link."
             )
         limit = self.bot.settings.max_upload_bytes
         if file is not None and file.size > limit:
