@@ -135,9 +135,11 @@ def job_config(job: Job, labels: tuple[str, ...], default_weights: str = "imagen
     )
 
 
-def run_job(settings: Settings, job_id: int, parent_pid: int) -> None:
-    """Entry point of the child process."""
+def run_job(settings: Settings, job_id: int, parent_pid: int, gpu: str | None = None) -> None:
+    """Entry point of the child process; `gpu` pins it to one GPU (before TensorFlow loads)."""
     _die_with_parent(parent_pid)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     # Training takes every core it can; a lower CPU priority keeps the bot and the CLI on the same
     # machine answering quickly, and costs training nothing when nothing else wants the CPU.
     with contextlib.suppress(OSError, AttributeError):

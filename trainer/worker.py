@@ -39,6 +39,7 @@ class Running:
     process: BaseProcess
     last_event_id: int
     last_change: float
+    gpu: str | None = None
 
 
 def new_worker_id() -> str:
@@ -52,10 +53,12 @@ class Worker:
         worker_id: str | None = None,
         slots: int = 1,
         poll_seconds: float = 1.0,
+        gpus: list[str] | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
-        self.slots = slots
+        self.gpus = list(gpus or [])
+        self.slots = len(self.gpus) or slots  # one job per GPU; otherwise `slots` jobs on the CPU
         self.poll_seconds = poll_seconds
         self.stop_event = threading.Event()
         self._context = multiprocessing.get_context("spawn")  # no forked TensorFlow or sqlite state
@@ -81,7 +84,7 @@ class Worker:
                     if job.id in running:  # cannot happen while reaping re-checks under the lock
                         log.error("job #%s was handed out again while it runs here", job.id)
                         continue
-                    running[job.id] = self._start(job.id, jobs)
+                    running[job.id] = self._start(job.id, jobs, {r.gpu for r in running.values() if r.gpu})
                     started += 1
                 for job_id, run in list(running.items()):
                     if not run.process.is_alive():
@@ -110,13 +113,14 @@ class Worker:
             services.close()
         return started
 
-    def _start(self, job_id: int, jobs: JobStore) -> Running:
+    def _start(self, job_id: int, jobs: JobStore, busy: set[str]) -> Running:
+        gpu = next((g for g in self.gpus if g not in busy), None)
         process = self._context.Process(
-            target=run_job, args=(self.settings, job_id, os.getpid()), name=f"fieldlens-job-{job_id}"
+            target=run_job, args=(self.settings, job_id, os.getpid(), gpu), name=f"fieldlens-job-{job_id}"
         )
         process.start()
-        log.info("job #%s started in process %s", job_id, process.pid)
-        return Running(process, self._last_event(jobs, job_id), time.monotonic())
+        log.info("job #%s started in process %s%s", job_id, process.pid, f" on GPU {gpu}" if gpu else "")
+        return Running(process, self._last_event(jobs, job_id), time.monotonic(), gpu)
 
     @staticmethod
     def _last_event(jobs: JobStore, job_id: int) -> int:

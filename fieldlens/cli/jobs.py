@@ -274,16 +274,17 @@ def grant(state: State, team_id: str, minutes: int, reason: str, as_json: bool) 
 
 @click.command()
 @click.option("--slots", type=click.IntRange(1, 16), default=1, show_default=True, help="Jobs at a time.")
+@click.option("--gpus", default="", help="GPU ids to use, one job on each (e.g. 0,1); overrides --slots.")
 @click.option("--once", is_flag=True, help="Run the queued jobs, then exit when the queue is empty.")
 @click.pass_obj
-def worker(state: State, slots: int, once: bool) -> None:
+def worker(state: State, slots: int, gpus: str, once: bool) -> None:
     """Run queued training jobs, each in its own process, until interrupted."""
     import signal
 
     from storage.maintenance import start_scheduler
     from trainer.worker import Worker
 
-    w = Worker(state.settings, slots=slots)
+    w = Worker(state.settings, slots=slots, gpus=[g.strip() for g in gpus.split(",") if g.strip()])
     signal.signal(signal.SIGTERM, lambda *_: w.stop())
     scheduler = start_scheduler(state.settings)
     click.echo(f"Worker {w.worker_id} waiting for jobs in {state.settings.home} (Ctrl-C stops).", err=True)
