@@ -22,13 +22,14 @@ import discord
 
 from bot.ui import job_embed, model_embed, stop_view
 from storage.domain import Job, JobEvent, JobState
+from storage.models import EDGE_FILES
 from storage.notices import Notice
 
 if TYPE_CHECKING:
     from bot.client import FieldLensBot
 
 log = logging.getLogger(__name__)
-RESULT_FILES = ("model_int8.tflite", "labels.txt")
+RESULT_FILES = tuple(EDGE_FILES.values())  # the int8 model and labels.txt
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
@@ -74,8 +75,8 @@ class Notifier:
             if event.kind == "state":
                 await self.announce(notice, job, event)
             self.bot.services.notices.announced(job.id, event.id)
-        if job.state.is_final:
-            self.bot.services.notices.done(job.id)
+            if event.state is not None and event.state.is_final:
+                self.bot.services.notices.done(job.id)  # only once its final state was posted
 
     async def edit_progress(self, notice: Notice, job: Job) -> None:
         if notice.message_id is None:

@@ -277,15 +277,22 @@ class JobStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _job(self, where: str, args: list[object]) -> Job | None:
+    def _jobs(self, where: str, args: list[object]) -> list[Job]:
+        """Jobs matching `where`, with their dataset ids: two queries however many jobs."""
         rows = list(self.db.query(f"SELECT * FROM jobs WHERE {where}", args))  # noqa: S608
-        if not rows:
-            return None
-        ids = [
-            r[0]
-            for r in self.db.execute("SELECT dataset_id FROM job_datasets WHERE job_id = ?", [rows[0]["id"]])
-        ]
-        return _row_to_job(rows[0], ids)
+        ids = [r["id"] for r in rows]
+        datasets: dict[int, list[int]] = {i: [] for i in ids}
+        for job_id, dataset_id in self.db.execute(
+            f"SELECT job_id, dataset_id FROM job_datasets WHERE job_id IN ({_marks(ids)})"  # noqa: S608
+            " ORDER BY rowid",
+            ids,
+        ):
+            datasets[job_id].append(dataset_id)
+        return [_row_to_job(r, datasets[r["id"]]) for r in rows]
+
+    def _job(self, where: str, args: list[object]) -> Job | None:
+        found = self._jobs(where, args)
+        return found[0] if found else None
 
     def get(self, team_id: str, job_id: int) -> Job:
         job = self._job("team_id = ? AND id = ?", [team_id, job_id])
@@ -301,10 +308,7 @@ class JobStore:
         return job
 
     def list_team(self, team_id: str, limit: int = 50) -> list[Job]:
-        rows = self.db.execute(
-            "SELECT id FROM jobs WHERE team_id = ? ORDER BY id DESC LIMIT ?", [team_id, limit]
-        ).fetchall()
-        return [self.get(team_id, r[0]) for r in rows]
+        return self._jobs("team_id = ? ORDER BY id DESC LIMIT ?", [team_id, limit])
 
     def events(self, job_id: int, after: int = 0, kinds: tuple[str, ...] | None = None) -> list[JobEvent]:
         sql = "SELECT * FROM job_events WHERE job_id = ? AND id > ?"
@@ -323,6 +327,10 @@ class JobStore:
             )
             for r in self.db.query(sql + " ORDER BY id", args)
         ]
+
+    def last_event_id(self, job_id: int) -> int:
+        row = self.db.execute("SELECT MAX(id) FROM job_events WHERE job_id = ?", [job_id]).fetchone()
+        return int(row[0] or 0)
 
     def last_progress(self, job_id: int) -> dict[str, object]:
         row = self.db.execute(

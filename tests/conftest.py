@@ -95,6 +95,19 @@ TINY = dict(
 )
 
 
+# The same tiny model as a job's training settings (what `job start` options or FIELDLENS_JOB_DEFAULTS
+# would give); checkpoints every 20 steps so that job tests stay short.
+TINY_JOB = {
+    "input_size": TINY["input_size"],
+    "alpha": TINY["alpha"],
+    "weights": "none",
+    "learning_rate": TINY["learning_rate"],
+    "warmup_steps": 5,
+    "augment": False,
+    "checkpoint_every": 20,
+}
+
+
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
     from trainer.config import TrainConfig

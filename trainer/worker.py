@@ -1,14 +1,15 @@
 """`fieldlens worker`: claims queued jobs and runs each in a child process.
 
     loop every poll interval:
-        recover jobs of dead workers (heartbeat older than the timeout)
         while a slot is free: claim the oldest QUEUED job, start a child process for it
         for each child: ended without finishing its job -> FAILED (killed: out of memory; else crashed)
                         no progress for `stall_seconds` -> killed, FAILED
         every `heartbeat_seconds`: heartbeat for the jobs it runs
     on shutdown: stop the children, hand their jobs back to the queue (they resume from a checkpoint)
 
-This process never imports TensorFlow; only the children do.
+Jobs of dead workers are recovered by the maintenance scheduler (storage/maintenance.py), which
+`fieldlens worker` and `fieldlens bot` run next to the loop. This process never imports TensorFlow;
+only the children do.
 """
 
 from __future__ import annotations
@@ -76,12 +77,11 @@ class Worker:
         log.info("worker %s ready with %s slot(s)", self.worker_id, self.slots)
         try:
             while not self.stop_event.is_set():
-                jobs.reap(self.settings.worker_timeout_seconds)
                 while len(running) < self.slots and (max_jobs is None or started < max_jobs):
                     job = jobs.claim(self.worker_id)
                     if job is None:
                         break
-                    if job.id in running:  # cannot happen while reaping re-checks under the lock
+                    if job.id in running:  # cannot happen: reaping re-checks heartbeats under the lock
                         log.error("job #%s was handed out again while it runs here", job.id)
                         continue
                     running[job.id] = self._start(job.id, jobs, {r.gpu for r in running.values() if r.gpu})
@@ -120,15 +120,10 @@ class Worker:
         )
         process.start()
         log.info("job #%s started in process %s%s", job_id, process.pid, f" on GPU {gpu}" if gpu else "")
-        return Running(process, self._last_event(jobs, job_id), time.monotonic(), gpu)
-
-    @staticmethod
-    def _last_event(jobs: JobStore, job_id: int) -> int:
-        row = jobs.db.execute("SELECT MAX(id) FROM job_events WHERE job_id = ?", [job_id]).fetchone()
-        return int(row[0] or 0)
+        return Running(process, jobs.last_event_id(job_id), time.monotonic(), gpu)
 
     def _check_stall(self, jobs: JobStore, job_id: int, run: Running) -> None:
-        last = self._last_event(jobs, job_id)
+        last = jobs.last_event_id(job_id)
         if last != run.last_event_id:
             run.last_event_id, run.last_change = last, time.monotonic()
         elif time.monotonic() - run.last_change > self.settings.stall_seconds:

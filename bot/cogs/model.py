@@ -16,11 +16,12 @@ from bot.checks import team_of
 from bot.cogs.train import model_ids
 from bot.ui import model_embed
 from storage.errors import UserError
+from storage.models import EDGE_FILES
 
 if TYPE_CHECKING:
     from bot.client import FieldLensBot
 
-DOWNLOAD_FILES = ("model_int8.tflite", "labels.txt")
+DOWNLOAD_FILES = tuple(EDGE_FILES.values())  # the int8 model and labels.txt
 MAX_TEST_IMAGE_BYTES = 20 * 1024 * 1024
 
 

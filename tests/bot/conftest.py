@@ -15,19 +15,11 @@ import yarl
 
 from storage.settings import Settings
 from tests.bot.fake_discord import FakeDiscord, Guild
+from tests.conftest import TINY_JOB
 
 T = TypeVar("T")
 OPERATOR = 999
-TINY_JOB = {
-    "input_size": 128,
-    "alpha": 0.35,
-    "weights": "none",
-    "learning_rate": 0.003,
-    "warmup_steps": 5,
-    "augment": False,
-    "checkpoint_every": 20,
-    "batch_size": 16,
-}
+TINY_BOT_JOB = {**TINY_JOB, "batch_size": 16}  # FIELDLENS_JOB_DEFAULTS of the test bot
 
 
 class World:
@@ -125,7 +117,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         admin_user_ids=[OPERATOR],
         notify_seconds=0.3,
         heartbeat_seconds=0.5,
-        job_defaults=TINY_JOB,
+        job_defaults=TINY_BOT_JOB,
     )
     w = World(settings)
     w.start()

@@ -23,18 +23,9 @@ from storage.domain import Job, JobState
 from storage.services import Services, open_services
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
+from tests.conftest import TINY_JOB
 
 pytestmark = pytest.mark.slow
-
-TINY_JOB = {
-    "input_size": 128,
-    "alpha": 0.35,
-    "weights": "none",
-    "learning_rate": 0.003,
-    "warmup_steps": 5,
-    "augment": False,
-    "checkpoint_every": 20,
-}
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
