@@ -55,10 +55,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="Keep the model folder here.")
     args = parser.parse_args()
 
+    from storage.model_folder import ModelFolder
+    from storage.plan import make_plan
     from storage.services import open_services
     from storage.settings import Settings
     from trainer.config import TrainConfig
-    from trainer.pipeline import load_data, plan, train_and_deliver
+    from trainer.pipeline import load_data, train_and_deliver
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -76,7 +78,8 @@ def main() -> None:
         )
         if args.learning_rate:
             config = config.with_(learning_rate=args.learning_rate)
-        p = plan(config, len(data.train), len(data.val))
+        speed = services.jobs.planner.images_per_second(args.model)
+        p = make_plan(steps, args.batch_size, len(data.train), len(data.val), speed, args.minutes)
         config = config.with_(batch_size=p.batch_size)
         out = args.out or home / "model"
         print(
@@ -85,21 +88,18 @@ def main() -> None:
             flush=True,
         )
         result, manifest = train_and_deliver(config, data, home / "work", out)
-        m = manifest["metrics"]
+        folder = ModelFolder(out)
         figures = {
             "dataset": args.zip.name,
             "model": args.model,
             "steps_completed": result.steps_completed,
             "training_minutes": result.seconds / 60,
             "train_images_per_s": result.images_per_second,
-            "map50_float": m["map50_float"],
-            "map50_int8": m["map50_int8"],
-            "map50_95_float": m["map50_95_float"],
-            "map50_95_int8": m["map50_95_int8"],
-            "latency_ms_int8": latency_ms(out / "model_int8.tflite"),
-            "latency_ms_float": latency_ms(out / "model_float.tflite"),
-            "size_mb_int8": (out / "model_int8.tflite").stat().st_size / 1e6,
-            "size_mb_float": (out / "model_float.tflite").stat().st_size / 1e6,
+            **manifest.metrics.headline(),
+            "latency_ms_int8": latency_ms(folder.int8_model),
+            "latency_ms_float": latency_ms(folder.float_model),
+            "size_mb_int8": folder.int8_model.stat().st_size / 1e6,
+            "size_mb_float": folder.float_model.stat().st_size / 1e6,
         }
         print(json.dumps(figures, indent=2))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 def export_reference(out: Path) -> Path:
     import numpy as np
 
+    from storage.model_folder import ModelFolder
     from trainer.config import TrainConfig
     from trainer.export import convert
     from trainer.models import build_detector
@@ -29,9 +30,10 @@ def export_reference(out: Path) -> Path:
         for _ in range(20):
             yield rng.integers(0, 256, (1, 320, 320, 3)).astype(np.float32)
 
-    convert(detector, out / "model_float.tflite", None)
-    convert(detector, out / "model_int8.tflite", calibration)
-    (out / "labels.txt").write_text("a\nb\nc\n")
+    folder = ModelFolder(out)
+    convert(detector, folder.float_model, None)
+    convert(detector, folder.int8_model, calibration)
+    folder.labels.write_text("a\nb\nc\n")
     return out
 
 
@@ -45,12 +47,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from edge.bench import benchmark
+    from storage.model_folder import ModelFolder
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = args.model_dir or export_reference(Path(tmp))
+        folder = ModelFolder(args.model_dir or export_reference(Path(tmp)))
         print(f"{'model':<20} {'MB':>6} {'median ms':>10} {'p95 ms':>8} {'fps':>7} {'+preproc ms':>12}")
-        for kind in ("int8", "float"):
-            path = folder / f"model_{kind}.tflite"
+        for path in (folder.int8_model, folder.float_model):
             r = benchmark(path, args.threads, args.runs)
             w = r["with_preprocessing"]
             assert isinstance(w, dict)

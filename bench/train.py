@@ -29,6 +29,7 @@ def _child(model: str, batch: int, steps: int, zip_path: str, home: str, weights
     from storage.settings import Settings
     from storage.voc.synth import make_voc_zip
     from trainer.config import TrainConfig
+    from trainer.events import Step
     from trainer.pipeline import load_data
     from trainer.train import Trainer
 
@@ -46,8 +47,8 @@ def _child(model: str, batch: int, steps: int, zip_path: str, home: str, weights
     )
     times: list[float] = []
 
-    def on_event(event: dict) -> None:
-        if event["kind"] == "step":
+    def on_event(event: object) -> None:
+        if isinstance(event, Step):
             times.append(time.perf_counter())
 
     Trainer(config, data, Path(home) / "work", on_event=on_event).run()

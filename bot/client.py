@@ -7,7 +7,6 @@ process (embedded by `fieldlens bot`, or `fieldlens worker` elsewhere) does the 
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 import discord
@@ -18,7 +17,7 @@ from bot.cogs import EXTENSIONS
 from bot.links import LinkSigner
 from bot.notifier import Notifier
 from bot.ui import StopButton
-from bot.web import make_app
+from bot.web import AccessLogger, make_app
 from storage.services import Services, open_services
 from storage.settings import Settings
 
@@ -35,12 +34,7 @@ class FieldLensBot(commands.Bot):
         self.settings = settings
         self.sync_commands = sync
         self.services: Services = open_services(settings)  # used on the event loop's thread only
-        secret = (
-            settings.web_secret.get_secret_value().encode()
-            if settings.web_secret
-            else secrets.token_bytes(32)
-        )
-        self.signer = LinkSigner(secret, settings.public_url, settings.link_minutes)
+        self.signer = LinkSigner.from_settings(settings)
         self.notifier = Notifier(self)
         self.web_runner: web.AppRunner | None = None
         self.web_port: int | None = None
@@ -61,12 +55,18 @@ class FieldLensBot(commands.Bot):
         self.notifier.start()
 
     async def _start_web(self) -> None:
-        self.web_runner = web.AppRunner(make_app(self.services.models, self.signer))
+        self.web_runner = web.AppRunner(
+            make_app(self.services.models, self.signer, self.services), access_log_class=AccessLogger
+        )
         await self.web_runner.setup()
         site = web.TCPSite(self.web_runner, self.settings.web_host, self.settings.web_port)
         await site.start()
         self.web_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         log.info("web server on %s:%s", self.settings.web_host, self.web_port)
+
+    def page(self, team: str, path: str) -> str:
+        """A fresh signed link to one of the team's pages ("/jobs/7", "/models/3", "/dashboard")."""
+        return self.signer.page_url(team, path)
 
     async def on_ready(self) -> None:
         log.info("logged in as %s in %s server(s)", self.user, len(self.guilds))

@@ -33,7 +33,9 @@ async def _check_host(host: str, port: int, allow_private: bool) -> None:
         if not address.is_global and not allow_private:
             raise DownloadRefused(
                 "That link points to a private or local address, which FieldLens does not fetch. "
-                "Share the zip from a public file host (Google Drive, Dropbox, GitHub releases...)."
+                "Put the zip on a public web server and give its direct download link: one that answers "
+                "with the zip itself, not a redirect or a login page (so not a Google Drive or Dropbox "
+                "share page)."
             )
 
 

@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.ui import job_embed, model_embed, stop_view
 from storage.domain import Job, JobEvent, JobState
-from storage.models import EDGE_FILES
+from storage.model_folder import EDGE_FILES, ModelFolder
 from storage.notices import Notice
+from storage.wording import STATE_SENTENCES
 
 if TYPE_CHECKING:
     from bot.client import FieldLensBot
 
 log = logging.getLogger(__name__)
-RESULT_FILES = tuple(EDGE_FILES.values())  # the int8 model and labels.txt
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
@@ -81,7 +79,9 @@ class Notifier:
     async def edit_progress(self, notice: Notice, job: Job) -> None:
         if notice.message_id is None:
             return
-        embed = job_embed(job, self.bot.services.jobs.last_progress(job.id))
+        embed = job_embed(
+            job, self.bot.services.jobs.last_progress(job.id), self.bot.page(job.team_id, f"/jobs/{job.id}")
+        )
         view = stop_view(job)
         if notice.token_valid() and notice.application_id:
             webhook = discord.Webhook.partial(
@@ -113,40 +113,74 @@ class Notifier:
         if channel is None:
             return
         reason = event.data.get("reason") or event.data.get("device") or ""
-        text = f"Job #{job.id}{f' ({job.description})' if job.description else ''} is now **{event.state}**."
-        if event.state == JobState.FAILED and job.error:
+        state = event.state
+        if state is None:  # only state events are announced, and every one names its state
+            return
+        named = f" ({job.description})" if job.description else ""
+        text = f"Job {job.id}{named} is now **{state}**: {STATE_SENTENCES.get(state, '')}"
+        if state == JobState.FAILED and job.error:
             text += f"\n{job.error}"
-        elif reason and event.state not in (JobState.SUCCEEDED, JobState.STOPPED):
+        elif reason and state not in (JobState.SUCCEEDED, JobState.STOPPED):
             text += f" {reason}"
-        if (
-            event.state in (JobState.SUCCEEDED, JobState.STOPPED)
-            and job.model_id
-            and event.id == self._last_state(job)
-        ):
-            await self._results(channel, job, text)
+        text += f"\nCharts, pictures and log: <{self.bot.page(job.team_id, f'/jobs/{job.id}')}>"
+        mentions = discord.AllowedMentions.none()
+        starter = job.config.get("discord_user_id")
+        if state.is_final:
+            text += f"\n{self._next_step(job, state)}"
+            if isinstance(starter, int):  # tell whoever pressed Start, and nobody else
+                text = f"<@{starter}> {text}"
+                mentions = discord.AllowedMentions(
+                    everyone=False, roles=False, users=[discord.Object(starter)], replied_user=False
+                )
+        delivered = state in (JobState.SUCCEEDED, JobState.STOPPED) and job.model_id
+        if delivered and event.id == self._last_state(job):
+            await self._results(channel, job, text, mentions)
         else:
-            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+            await channel.send(text, allowed_mentions=mentions)
+
+    @staticmethod
+    def _next_step(job: Job, state: JobState) -> str:
+        """What the team can do now that the job has ended."""
+        if state in (JobState.SUCCEEDED, JobState.STOPPED) and job.model_id:
+            text = (
+                f"Get model {job.model_id} with `/model download model:{job.model_id} target:`, or try it "
+                f"on a photo with `/model test model:{job.model_id}`; `/model promote model:{job.model_id}` "
+                "makes it the one your robots pull."
+            )
+            if state == JobState.STOPPED and job.steps_completed < job.steps:
+                text += f" `/train retry job:{job.id}` trains the remaining steps."
+            return text
+        if state == JobState.FAILED:
+            return (
+                f"`/train retry job:{job.id}` runs it again from its last checkpoint (add "
+                f"`batch_size:{max(job.batch_size // 2, 1)}` if it ran out of memory)."
+            )
+        if state == JobState.TRY_AGAIN_LATER:
+            return f"When a job has finished, `/train retry job:{job.id}` queues it again."
+        return f"`/train retry job:{job.id}` starts it again."
 
     def _last_state(self, job: Job) -> int:
         return self.bot.services.jobs.events(job.id, kinds=("state",))[-1].id
 
-    async def _results(self, channel: discord.PartialMessageable, job: Job, text: str) -> None:
+    async def _results(
+        self,
+        channel: discord.PartialMessageable,
+        job: Job,
+        text: str,
+        mentions: discord.AllowedMentions,
+    ) -> None:
         model = self.bot.services.models.get(job.team_id, job.model_id)  # type: ignore[arg-type]
-        folder = Path(model.path)
-        manifest = json.loads((folder / "manifest.json").read_text())
-        files = [
-            discord.File(folder / name)
-            for name in ("curves.png", "predictions.png")
-            if (folder / name).exists()
-        ]
+        folder = ModelFolder(model.path)
+        manifest = folder.manifest()
+        files = [discord.File(path) for path in folder.pictures()]
         guild = self.bot.get_guild(int(job.team_id)) if job.team_id.isdigit() else None
         limit = guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
-        model_bytes = sum((folder / n).stat().st_size for n in RESULT_FILES)
-        used = sum((folder / f.filename).stat().st_size for f in files if f.filename)
+        model_bytes = sum(path.stat().st_size for path in folder.edge_files())
+        used = sum(path.stat().st_size for path in folder.pictures())
         if model_bytes + used <= limit:
-            files += [discord.File(folder / name) for name in RESULT_FILES]
+            files += [discord.File(path) for path in folder.edge_files()]
         else:
-            links = [f"[{n}]({self.bot.signer.url(job.team_id, model.id, n)})" for n in RESULT_FILES]
+            links = [f"[{n}]({self.bot.signer.url(job.team_id, model.id, n)})" for n in EDGE_FILES.values()]
             text += f"\nModel files (links expire in {self.bot.settings.link_minutes} min): " + ", ".join(
                 links
             )
@@ -155,7 +189,7 @@ class Notifier:
                 stack.callback(f.close)
             await channel.send(
                 text,
-                embed=model_embed(model, manifest),
+                embed=model_embed(model, manifest, self.bot.page(job.team_id, f"/models/{model.id}")),
                 files=files,
-                allowed_mentions=discord.AllowedMentions.none(),
+                allowed_mentions=mentions,
             )

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from edge.errors import EdgeError
+from edge.files import LABELS, MODEL
 
 log = logging.getLogger("edge")
 
@@ -59,7 +60,7 @@ def _label_thresholds(values: tuple[str, ...]) -> dict[str, float]:
     "--labels",
     type=click.Path(path_type=Path),
     default=None,
-    help="labels.txt (default: packed in the model, or beside it).",
+    help=f"{LABELS} (default: packed in the model, or beside it).",
 )
 @click.option(
     "--source", required=True, help="Image, folder of images, video file, camera index, or 'picamera'."
@@ -81,9 +82,16 @@ def _label_thresholds(values: tuple[str, ...]) -> dict[str, float]:
     help="Publish to NetworkTables at this server (host, host:port, or FRC team number).",
 )
 @click.option(
-    "--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Minimum score."
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Minimum score for every label (default: the model's own thresholds, else 0.5).",
 )
-@click.option("--label-threshold", multiple=True, help="Per-label minimum score, LABEL=T (repeatable).")
+@click.option(
+    "--label-threshold",
+    multiple=True,
+    help="Minimum score of one label, LABEL=T (repeatable; wins over both).",
+)
 @click.option("--only", multiple=True, help="Report only this label (repeatable).")
 @click.option(
     "--threads", type=click.IntRange(1, 64), default=2, show_default=True, help="Interpreter threads."
@@ -99,7 +107,7 @@ def run(
     save: Path | None,
     serve: int | None,
     nt_server: str | None,
-    threshold: float,
+    threshold: float | None,
     label_threshold: tuple[str, ...],
     only: tuple[str, ...],
     threads: int,
@@ -115,6 +123,7 @@ def run(
     detector = TFLiteDetector(
         model, labels, threads, threshold, _label_thresholds(label_threshold), only or None, letterbox
     )
+    click.echo(f"Score thresholds: {detector.thresholds.describe()}", err=True)
     frames = open_source(source, loop)
     outputs: list[Any] = []
     try:
@@ -125,7 +134,7 @@ def run(
         if serve is not None:
             from edge.stream import MJPEGServer
 
-            server = MJPEGServer(port=serve)
+            server = MJPEGServer(port=serve, caption=f"score thresholds {detector.thresholds.describe()}")
             click.echo(f"Watch the stream at http://<this device>:{server.port}/", err=True)
             outputs.append(server)
         if nt_server is not None:
@@ -188,8 +197,29 @@ def bench(model: Path, threads: int, runs: int, as_json: bool) -> None:
     help="Folder for models; `current` points at the active one.",
 )
 def pull(server: str, token: str, dest: Path) -> None:
-    """Download the team's latest model, check its sha256, and swap it in atomically."""
+    """Download the team's model (the promoted one, else the newest that passed the int8 check), check
+    its sha256, and swap it in atomically, keeping the one it replaces for `rollback`."""
+    from edge.pull import describe
     from edge.pull import pull as do_pull
 
     version = do_pull(server, token, dest)
-    click.echo(f"Current model: {version} (run with --model {dest / 'current' / 'model_int8.tflite'})")
+    click.echo(f"Current model: {describe(version)}")
+    click.echo(f"  in {version} (run with --model {dest / 'current' / MODEL})")
+
+
+@main.command()
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("models"),
+    show_default=True,
+    help="The folder `pull` uses.",
+)
+def rollback(dest: Path) -> None:
+    """Go back to the model the last pull replaced (run it again to undo)."""
+    from edge.pull import describe
+    from edge.pull import rollback as do_rollback
+
+    version = do_rollback(dest)
+    click.echo(f"Current model: {describe(version)}")
+    click.echo(f"  in {version} (run with --model {dest / 'current' / MODEL})")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import EdgeError, NotADetectionModel
+from edge.files import MODEL
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,12 @@ def interpreter_class() -> Any:
 def load_interpreter(path: Path, threads: int = 2) -> Any:
     path = Path(path)
     if not path.is_file():
-        raise EdgeError(
-            f"Model file {path} does not exist. Give the path to a .tflite file (model_int8.tflite)."
-        )
+        raise EdgeError(f"Model file {path} does not exist. Give the path to a .tflite file ({MODEL}).")
     head = path.read_bytes()[:8]
     if len(head) < 8 or head[4:8] != b"TFL3":
         raise NotADetectionModel(
             f"{path} is not a TFLite model (expected the 'TFL3' identifier at byte 4, found {head[4:8]!r}). "
-            "Use the model_int8.tflite that FieldLens delivered."
+            f"Use the {MODEL} that FieldLens delivered."
         )
     try:
         interpreter = interpreter_class()(model_path=str(path), num_threads=threads)

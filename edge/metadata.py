@@ -4,13 +4,23 @@
 - The input normalisation (mean, std) from the TFLite metadata flatbuffer ("M001"), read with a
   minimal flatbuffer walker: root table -> subgraph_metadata[0] -> input_tensor_metadata[0] ->
   process_units[0] (NormalizationOptions) -> mean, std.
+- The recommended score threshold: output_tensor_metadata[i] -> process_units (ScoreThresholdingOptions)
+  -> global_score_threshold; and FieldLens' per-label thresholds, packed as another associated file.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+from edge.files import LABELS, THRESHOLDS
+
+# ProcessUnitOptions union members of the metadata schema
+NORMALIZATION_OPTIONS, SCORE_THRESHOLDING_OPTIONS = 1, 3
 
 
 def packed_labels(model: bytes) -> list[str] | None:
@@ -19,10 +29,22 @@ def packed_labels(model: bytes) -> list[str] | None:
             names = [n for n in zf.namelist() if n.lower().endswith(".txt")]
             if not names:
                 return None
-            text = zf.read("labels.txt" if "labels.txt" in names else names[0]).decode("utf-8")
+            text = zf.read(LABELS if LABELS in names else names[0]).decode("utf-8")
     except (zipfile.BadZipFile, KeyError, UnicodeDecodeError):
         return None
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def packed_thresholds(model: bytes) -> dict[str, Any] | None:
+    """FieldLens' thresholds packed in the model ({"overall": 0.42, "labels": {...}}), or None."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(model)) as zf:
+            data = json.loads(zf.read(THRESHOLDS))
+        overall = float(data["overall"])
+        labels = {str(k): float(v) for k, v in dict(data.get("labels") or {}).items()}
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError):
+        return None
+    return {"overall": overall, "labels": labels}
 
 
 class _Table:
@@ -63,13 +85,18 @@ class _Table:
             for i in range(n)
         ]
 
+    def f32(self, slot: int, default: float = 0.0) -> float:
+        p = self._field(slot)
+        return struct.unpack_from("<f", self.buf, p)[0] if p is not None else default
+
     def floats(self, slot: int) -> list[float]:
         v = self.vector(slot)
         return list(struct.unpack_from(f"<{v[1]}f", self.buf, v[0])) if v else []
 
 
-def input_normalization(model: bytes) -> tuple[float, float] | None:
-    """(mean, std) of the input from the model's metadata, or None when it has none."""
+def _subgraphs(model: bytes) -> Iterator[_Table | None]:
+    """subgraph_metadata[0] of each place in the model that may hold the metadata flatbuffer (the
+    identifier can also occur by chance in the weights: a caller that fails to read one tries the next)."""
     start = 0
     while (idx := model.find(b"M001", start)) != -1:
         start = idx + 1
@@ -78,16 +105,40 @@ def input_normalization(model: bytes) -> tuple[float, float] | None:
             continue
         try:
             buf = model[base:]
-            root = _Table(buf, struct.unpack_from("<I", buf, 0)[0])
-            subgraphs = root.tables(3)
-            inputs = subgraphs[0].tables(2) if subgraphs else []
-            units = inputs[0].tables(4) if inputs else []
-            for unit in units:
-                if unit.u8(0) == 1 and (options := unit.table(1)) is not None:  # NormalizationOptions
-                    mean, std = options.floats(0), options.floats(1)
-                    if mean and std:
-                        return mean[0], std[0]
-            return None
+            subgraphs = _Table(buf, struct.unpack_from("<I", buf, 0)[0]).tables(3)
         except (struct.error, IndexError):
             continue
+        yield subgraphs[0] if subgraphs else None
+
+
+def _options(tensor: _Table, kind: int) -> _Table | None:
+    """The options table of the tensor's first process unit of `kind`."""
+    for unit in tensor.tables(4):
+        if unit.u8(0) == kind and (options := unit.table(1)) is not None:
+            return options
+    return None
+
+
+def input_normalization(model: bytes) -> tuple[float, float] | None:
+    """(mean, std) of the input from the model's metadata, or None when it has none."""
+    for subgraph in _subgraphs(model):
+        try:
+            inputs = subgraph.tables(2) if subgraph else []
+            options = _options(inputs[0], NORMALIZATION_OPTIONS) if inputs else None
+            mean, std = (options.floats(0), options.floats(1)) if options else ([], [])
+        except (struct.error, IndexError):
+            continue
+        return (mean[0], std[0]) if mean and std else None
+    return None
+
+
+def score_threshold(model: bytes) -> float | None:
+    """The global score threshold an output tensor's metadata recommends, or None."""
+    for subgraph in _subgraphs(model):
+        try:
+            outputs = subgraph.tables(3) if subgraph else []
+            found = [o.f32(0) for t in outputs if (o := _options(t, SCORE_THRESHOLDING_OPTIONS)) is not None]
+        except (struct.error, IndexError):
+            continue
+        return float(found[0]) if found else None
     return None

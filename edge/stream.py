@@ -8,6 +8,7 @@ newest frame, so a slow viewer never slows detection down.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import threading
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 PAGE = """<!doctype html><html><head><title>FieldLens</title><style>
 body{background:#111;color:#eee;font-family:sans-serif;margin:1em}img{max-width:100%;border:1px solid #444}
-</style></head><body><h3>FieldLens live detections</h3><img src="/stream" alt="stream">
+</style></head><body><h3>FieldLens live detections</h3><p>{caption}</p><img src="/stream" alt="stream">
 <pre id="d"></pre><script>
 setInterval(async()=>{const r=await fetch('/detections');document.getElementById('d').textContent=
 JSON.stringify(await r.json(),null,1)},1000)</script></body></html>"""
@@ -31,8 +32,15 @@ BOUNDARY = "fieldlensframe"
 
 
 class MJPEGServer:
-    def __init__(self, host: str = "0.0.0.0", port: int = 8080) -> None:  # noqa: S104 - viewers are on the robot LAN
+    def __init__(
+        self,
+        host: str = "0.0.0.0",  # noqa: S104 - viewers are on the robot LAN
+        port: int = 8080,
+        caption: str = "",
+    ) -> None:
+        """`caption`: a line shown above the stream (`fieldlens-edge run` shows the score thresholds)."""
         self.host, self.port = host, port
+        self.page = PAGE.replace("{caption}", html.escape(caption))
         self._jpeg: bytes | None = None
         self._record: dict = {}
         self._stopping = False
@@ -65,7 +73,7 @@ class MJPEGServer:
         log.info("serving the annotated stream on http://%s:%s/", self.host, self.port)
 
     async def _page(self, _request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
+        return web.Response(text=self.page, content_type="text/html")
 
     async def _detections(self, _request: web.Request) -> web.Response:
         return web.json_response(self._record)

@@ -1,3 +1,5 @@
 """FieldLens command line: the whole pipeline without Discord."""
 
-__version__ = "0.1.0"
+from storage import __version__
+
+__all__ = ["__version__"]

@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 
@@ -27,12 +28,13 @@ def _create_temp(path: Path) -> tuple[int, str]:
         return tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
 
 
-def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, durable: bool = True, make_parent: bool = True) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part.
 
     With `durable=False` the data is not fsynced; call `os.sync()` before relying on it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -51,6 +53,7 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._folders: set[str] = set()  # fan-out folders known to exist (saves a mkdir per blob)
 
     def path(self, digest: str) -> Path:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
@@ -73,7 +76,11 @@ class BlobStore:
                 return digest, False
         except FileNotFoundError:
             pass
-        atomic_write(path, data, durable=durable)
+        try:
+            atomic_write(path, data, durable=durable, make_parent=digest[:2] not in self._folders)
+        except FileNotFoundError:  # the folder was removed behind our back
+            atomic_write(path, data, durable=durable)
+        self._folders.add(digest[:2])
         return digest, True
 
     @staticmethod
@@ -110,3 +117,34 @@ class BlobStore:
             tmp.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+class BlobWriter:
+    """Writes blobs on a few threads (file creation dominates ingest time) with bounded memory."""
+
+    def __init__(self, blobs: BlobStore, threads: int = 2, in_flight: int = 32) -> None:
+        self._blobs = blobs
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="blob")
+        self._slots = threading.BoundedSemaphore(in_flight)
+        self._futures: list[Future[tuple[str, bool]]] = []
+
+    def put(self, data: bytes, digest: str) -> None:
+        self._slots.acquire()
+        future = self._pool.submit(self._blobs.put, data, digest, False)
+        future.add_done_callback(lambda _f: self._slots.release())
+        self._futures.append(future)
+
+    def created(self) -> list[str]:
+        """Wait for every write; return the digests this writer created (failed writes left out)."""
+        wait(self._futures)
+        return [f.result()[0] for f in self._futures if f.exception() is None and f.result()[1]]
+
+    def finish(self) -> None:
+        """Wait for every write; raise the first failure (a full disk, say)."""
+        wait(self._futures)
+        for f in self._futures:
+            if (error := f.exception()) is not None:
+                raise error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -2,8 +2,8 @@
 
 initial          +team_minutes, once, when the team first appears
 grant            +N by an admin
-reserve job #N   -max_minutes when the job is queued
-refund job #N    +unused minutes when the job ends (all of them if it failed or was canceled)
+reserve job N    -max_minutes when the job is queued
+refund job N     +unused minutes when the job ends (all of them if it failed or was canceled)
 reset YYYY-MM    tops the balance up to team_minutes on the configured day of the month
 """
 
@@ -85,11 +85,16 @@ class Budget:
         """Charge a job's maximum time up front; call inside the transaction that creates the job."""
         left = self.balance(team_id)
         if minutes > left:
+            more = "ask the FieldLens operators for more minutes (`/budget show` says who they are)"
+            if left < 1:
+                raise BudgetExhausted(
+                    f"The team has {left:g} training minutes left, so this job cannot start: {more}."
+                )
             raise BudgetExhausted(
                 f"This job may train for up to {minutes} min but the team has {left:g} min left. "
-                f"Lower max minutes to {int(left)} or less, or ask an admin for more minutes."
+                f"Lower max minutes to {int(left)} or less, or {more}."
             )
-        self._add(team_id, -minutes, f"reserve job #{job_id}", job_id)
+        self._add(team_id, -minutes, f"reserve job {job_id}", job_id)
 
     def settle(self, team_id: str, job_id: int, reserved: int, used: int) -> None:
         """Refund what a finished job did not use (idempotent: a job is refunded once)."""
@@ -101,7 +106,7 @@ class Budget:
             "SELECT 1 FROM ledger WHERE job_id = ? AND reason LIKE 'reserve%'", [job_id]
         ).fetchone():
             return  # never reserved (TRY_AGAIN_LATER)
-        self._add(team_id, reserved - used, f"refund job #{job_id} (used {used} of {reserved} min)", job_id)
+        self._add(team_id, reserved - used, f"refund job {job_id} (used {used} of {reserved} min)", job_id)
 
     def reset_all(self, when: datetime) -> list[str]:
         """Top every team up to team_minutes, once per month; returns the teams topped up."""

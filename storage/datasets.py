@@ -8,133 +8,56 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
 
-from storage.blobs import BlobStore
-from storage.db import ensure_team, parse_time, utcnow
-from storage.domain import Box, Dataset, ImageRecord, JobState, Split
+from storage.blobs import BlobStore, BlobWriter
+from storage.dataset_rows import (
+    DatasetReport,
+    check_name,
+    row_to_box,
+    row_to_dataset,
+    row_to_image,
+    split_counts,
+)
+from storage.db import ensure_team, marks, utcnow
+from storage.domain import UNFINISHED_STATES, Box, Dataset, ImageRecord, LabelMap, Split
 from storage.errors import (
     DatasetInUse,
     DatasetLabelsDiffer,
     DatasetRefused,
-    InvalidName,
     NameTaken,
     NotFound,
 )
-from storage.preview import contact_sheet
 from storage.voc.archive import Limits, open_archive
-from storage.voc.lint import label_stats, lint
-from storage.voc.reader import ImageDraft, plural, read_voc
-from storage.voc.split import assign_splits
+from storage.voc.lint import label_stats, leak_advice, lint
+from storage.voc.reader import ImageDraft, plural, read_dataset
+from storage.voc.split import SplitPlan, plan_splits, regroup
+
+__all__ = ["DatasetReport", "DatasetStore", "check_name", "require_identical_labels", "split_counts"]
 
 log = logging.getLogger(__name__)
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
-ACTIVE_JOB_STATES = [
-    JobState.QUEUED,
-    JobState.PREPARING,
-    JobState.RUNNING,
-    JobState.STOP_REQUESTED,
-    JobState.STOPPING,
-]
 
-
-class BlobWriter:
-    """Writes blobs on a few threads (file creation dominates ingest time) with bounded memory."""
-
-    def __init__(self, blobs: BlobStore, threads: int = 4, in_flight: int = 32) -> None:
-        self._blobs = blobs
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="blob")
-        self._slots = threading.BoundedSemaphore(in_flight)
-        self._futures: list[Future[tuple[str, bool]]] = []
-
-    def put(self, data: bytes, digest: str) -> None:
-        self._slots.acquire()
-        future = self._pool.submit(self._blobs.put, data, digest, False)
-        future.add_done_callback(lambda _f: self._slots.release())
-        self._futures.append(future)
-
-    def created(self) -> list[str]:
-        """Wait for every write; return the digests this writer created (failed writes left out)."""
-        wait(self._futures)
-        return [f.result()[0] for f in self._futures if f.exception() is None and f.result()[1]]
-
-    def finish(self) -> None:
-        """Wait for every write; raise the first failure (a full disk, say)."""
-        wait(self._futures)
-        for f in self._futures:
-            if (error := f.exception()) is not None:
-                raise error
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
-def check_name(name: str) -> str:
-    name = name.strip()
-    if not NAME_RE.match(name):
-        raise InvalidName(
-            f"{name!r} is not a valid name. Use 1 to 64 letters, digits, spaces, '-', '_' or '.', "
-            "starting with a letter or digit."
-        )
-    return name
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetReport:
-    """What ingest and `dataset show` tell the team."""
-
-    dataset: Dataset
-    label_images: dict[str, int]
-    train_images: int
-    val_images: int
-    negative_images: int
-    errors: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, object]:
-        d = self.dataset
-        return {
-            "id": d.id,
-            "name": d.name,
-            "images": d.image_count,
-            "boxes": d.box_count,
-            "labels": d.label_counts,
-            "label_images": self.label_images,
-            "train_images": self.train_images,
-            "val_images": self.val_images,
-            "negative_images": self.negative_images,
-            "warnings": d.warnings,
-            "lint": d.lint,
-            "errors": self.errors,
-            "created_at": d.created_at.isoformat(),
-            "parents": d.parents,
-        }
-
-
-def _row_to_dataset(row: dict) -> Dataset:
-    return Dataset(
-        id=row["id"],
-        team_id=row["team_id"],
-        name=row["name"],
-        created_at=parse_time(row["created_at"]),  # type: ignore[arg-type]
-        image_count=row["image_count"],
-        box_count=row["box_count"],
-        label_counts=json.loads(row["label_counts"]),
-        warnings=json.loads(row["warnings"]),
-        lint=json.loads(row["lint"]),
-        split_seed=row["split_seed"],
-        val_fraction=row["val_fraction"],
-        source=row["source"],
-        parents=json.loads(row["parents"]),
-    )
+def require_identical_labels(datasets: Sequence[Dataset]) -> LabelMap:
+    """The label map the datasets share: datasets are trained on, or combined, only with identical labels."""
+    first = datasets[0]
+    base = set(first.label_counts)
+    for other in datasets[1:]:
+        labels = set(other.label_counts)
+        if labels != base:
+            only_a = ", ".join(sorted(base - labels)) or "none"
+            only_b = ", ".join(sorted(labels - base)) or "none"
+            raise DatasetLabelsDiffer(
+                f"Datasets {first.name!r} and {other.name!r} have different labels (only in "
+                f"{first.name!r}: {only_a}; only in {other.name!r}: {only_b}). Only datasets with "
+                "identical labels can be trained on together or combined: rename the labels in your "
+                "labelling tool and upload again."
+            )
+    return first.label_map
 
 
 class DatasetStore:
@@ -158,14 +81,14 @@ class DatasetStore:
 
     def list_team(self, team_id: str) -> list[Dataset]:
         rows = self.db.query("SELECT * FROM datasets WHERE team_id = ? ORDER BY name", [team_id])
-        return [_row_to_dataset(r) for r in rows]
+        return [row_to_dataset(r) for r in rows]
 
     def get(self, team_id: str, name: str) -> Dataset:
         rows = list(self.db.query("SELECT * FROM datasets WHERE team_id = ? AND name = ?", [team_id, name]))
         if not rows:
             known = ", ".join(d.name for d in self.list_team(team_id)[:10]) or "none yet"
             raise NotFound(f"No dataset named {name!r} in this team (datasets: {known}).")
-        return _row_to_dataset(rows[0])
+        return row_to_dataset(rows[0])
 
     def get_by_id(self, team_id: str, dataset_id: int) -> Dataset:
         rows = list(
@@ -173,7 +96,7 @@ class DatasetStore:
         )
         if not rows:
             raise NotFound(f"No dataset #{dataset_id} in this team.")
-        return _row_to_dataset(rows[0])
+        return row_to_dataset(rows[0])
 
     def images(self, dataset_id: int) -> list[ImageRecord]:
         """All images of a dataset with their boxes, in file-name order."""
@@ -182,28 +105,9 @@ class DatasetStore:
             "SELECT b.* FROM boxes b JOIN images i ON i.id = b.image_id WHERE i.dataset_id = ? ORDER BY b.id",
             [dataset_id],
         ):
-            boxes.setdefault(b["image_id"], []).append(
-                Box(
-                    b["label"],
-                    b["xmin"],
-                    b["ymin"],
-                    b["xmax"],
-                    b["ymax"],
-                    bool(b["difficult"]),
-                    bool(b["truncated"]),
-                )
-            )
+            boxes.setdefault(b["image_id"], []).append(row_to_box(b))
         return [
-            ImageRecord(
-                r["filename"],
-                r["sha256"],
-                r["format"],
-                r["width"],
-                r["height"],
-                Split(r["split"]),
-                tuple(boxes.get(r["id"], ())),
-                r["id"],
-            )
+            row_to_image(r, tuple(boxes.get(r["id"], ())))
             for r in self.db.query(
                 "SELECT * FROM images WHERE dataset_id = ? ORDER BY filename, id", [dataset_id]
             )
@@ -220,6 +124,7 @@ class DatasetStore:
             label_images={s.label: s.images for s in label_stats(images)},
             train_images=sum(1 for i in images if i.split is Split.TRAIN),
             val_images=sum(1 for i in images if i.split is Split.VAL),
+            test_images=sum(1 for i in images if i.split is Split.TEST),
             negative_images=sum(1 for i in images if not i.boxes),
         )
 
@@ -239,19 +144,23 @@ class DatasetStore:
     def add(
         self, team_id: str, name: str, source: Path | str | bytes, source_label: str = ""
     ) -> DatasetReport:
-        """Validate and store a VOC zip (path or bytes) or folder as a new dataset of the team."""
+        """Validate and store a dataset zip (path or bytes) or folder as a new dataset of the team.
+
+        Any layout `storage.voc.layouts` reads (Pascal VOC, XML beside photos, COCO, YOLO).
+        """
         name = self._check_free(team_id, name)
         archive = open_archive(source, self.limits)
         writer = BlobWriter(self.blobs)
         try:
-            read = read_voc(archive, writer.put)
+            read = read_dataset(archive, writer.put)
             writer.finish()
             drafts = read.images
             warnings = read.warnings
             if not drafts:
                 raise DatasetRefused(
-                    "No usable image was found: every image needs an annotation file of the same name "
-                    "(photo1.jpg with photo1.xml). " + " ".join(warnings),
+                    f"No usable image was found in this {read.layout.name} export: every photo needs its "
+                    "labels (photo1.jpg with photo1.xml, or listed in the COCO/YOLO files). "
+                    + " ".join(warnings),
                     warnings,
                 )
             if not any(d.boxes for d in drafts):
@@ -263,7 +172,30 @@ class DatasetStore:
             self.blobs.flush()
             if not source_label:
                 source_label = "upload" if isinstance(source, bytes) else Path(source).name
-            dataset = self._insert(team_id, name, drafts, warnings, source_label, parents=[])
+            plan = plan_splits(
+                [d.filename for d in drafts],
+                [d.phash for d in drafts],
+                [d.split_hint for d in drafts],
+                self.val_fraction,
+                self.split_seed,
+                read.layout.split_source,
+            )
+            if not any(s is Split.TRAIN for s in plan.splits):
+                raise DatasetRefused(
+                    f"The export puts none of its {plural(len(drafts), 'image')} in training (all are "
+                    "validation or test). Export it again with a training split, or without any split.",
+                    warnings,
+                )
+            dataset = self._insert(
+                team_id,
+                name,
+                drafts,
+                warnings,
+                source_label,
+                parents=[],
+                plan=plan,
+                layout=(read.layout.name, read.layout.converter),
+            )
         except BaseException:
             self._forget_blobs(writer.created())
             raise
@@ -281,10 +213,9 @@ class DatasetStore:
         warnings: list[str],
         source: str,
         parents: list[int],
-        splits: list[Split] | None = None,
+        plan: SplitPlan,
+        layout: tuple[str, str],
     ) -> Dataset:
-        if splits is None:
-            splits = assign_splits([i.filename for i in images], self.val_fraction, self.split_seed)
         stats = label_stats(images)
         now = utcnow()
         try:
@@ -292,8 +223,8 @@ class DatasetStore:
                 ensure_team(self.db, team_id)
                 cur = self.db.execute(
                     "INSERT INTO datasets (team_id, name, created_at, image_count, box_count, label_counts,"
-                    " warnings, lint, split_seed, val_fraction, source, parents)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " warnings, lint, split_seed, val_fraction, source, parents, layout, converter,"
+                    " split_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         team_id,
                         name,
@@ -302,19 +233,31 @@ class DatasetStore:
                         sum(s.boxes for s in stats),
                         json.dumps({s.label: s.boxes for s in sorted(stats, key=lambda s: s.label)}),
                         json.dumps(warnings),
-                        json.dumps(lint(images)),
+                        json.dumps(lint(images) + leak_advice(plan.leaks)),
                         self.split_seed,
                         self.val_fraction,
                         source,
                         json.dumps(parents),
+                        *layout,
+                        plan.note,
                     ],
                 )
                 dataset_id = cur.lastrowid
-                for img, split in zip(images, splits, strict=True):
+                for img, split, group in zip(images, plan.splits, plan.dup_groups, strict=True):
                     image_id = self.db.execute(
-                        "INSERT INTO images (dataset_id, filename, sha256, format, width, height, split)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [dataset_id, img.filename, img.sha256, img.format, img.width, img.height, str(split)],
+                        "INSERT INTO images (dataset_id, filename, sha256, format, width, height, split,"
+                        " phash, dup_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            dataset_id,
+                            img.filename,
+                            img.sha256,
+                            img.format,
+                            img.width,
+                            img.height,
+                            str(split),
+                            f"{img.phash:016x}" if img.phash else "",
+                            group,
+                        ],
                     ).lastrowid
                     self.db.conn.executemany(
                         "INSERT INTO boxes (image_id, label, xmin, ymin, xmax, ymax, difficult, truncated)"
@@ -356,24 +299,15 @@ class DatasetStore:
             raise DatasetRefused("Name at least two datasets to combine.")
         new_name = self._check_free(team_id, new_name)
         parts = [self.get(team_id, n) for n in dict.fromkeys(names)]
-        base = set(parts[0].label_counts)
-        for other in parts[1:]:
-            labels = set(other.label_counts)
-            if labels != base:
-                only_a = ", ".join(sorted(base - labels)) or "none"
-                only_b = ", ".join(sorted(labels - base)) or "none"
-                raise DatasetLabelsDiffer(
-                    f"Datasets {parts[0].name!r} and {other.name!r} have different labels (only in "
-                    f"{parts[0].name!r}: {only_a}; only in {other.name!r}: {only_b}). Only datasets with "
-                    "identical labels can be combined: rename the labels in your labelling tool and "
-                    "upload again."
-                )
+        require_identical_labels(parts)
         images: list[ImageRecord] = []
         warnings: list[str] = []
         for p in parts:
             images.extend(self.images(p.id))
             warnings.extend(f"{p.name}: {w}" for w in p.warnings)
-        # Each image keeps the split it had, so no validation image leaks into training.
+        # Each image keeps the split it had, so no validation image leaks into training; near
+        # copies across the datasets are looked for again and reported in the lint.
+        plan = regroup([i.filename for i in images], [i.phash for i in images], [i.split for i in images])
         dataset = self._insert(
             team_id,
             new_name,
@@ -381,22 +315,22 @@ class DatasetStore:
             warnings,
             source="combined",
             parents=[p.id for p in parts],
-            splits=[i.split for i in images],
+            plan=plan,
+            layout=("combined", "+".join(sorted({p.converter for p in parts}))),
         )
         return self._report(dataset, self.images(dataset.id))
 
     def delete(self, team_id: str, name: str) -> None:
         """Delete a dataset and the blobs no other dataset uses; refused while a job uses it."""
         dataset = self.get(team_id, name)
-        placeholders = ", ".join("?" for _ in ACTIVE_JOB_STATES)
         job = self.db.execute(
             f"SELECT j.id, j.state FROM jobs j JOIN job_datasets jd ON jd.job_id = j.id "  # noqa: S608
-            f"WHERE jd.dataset_id = ? AND j.state IN ({placeholders}) LIMIT 1",
-            [dataset.id, *[str(s) for s in ACTIVE_JOB_STATES]],
+            f"WHERE jd.dataset_id = ? AND j.state IN ({marks(UNFINISHED_STATES)}) LIMIT 1",
+            [dataset.id, *UNFINISHED_STATES],
         ).fetchone()
         if job:
             raise DatasetInUse(
-                f"Dataset {name!r} is used by job #{job[0]}, which is {job[1]}. Stop the job or wait for "
+                f"Dataset {name!r} is used by job {job[0]}, which is {job[1]}. Stop the job or wait for "
                 "it to finish, then delete the dataset."
             )
         digests = [
@@ -410,8 +344,16 @@ class DatasetStore:
         self._forget_blobs(digests)
         log.info("team %s deleted dataset %s", team_id, name)
 
-    def preview(self, team_id: str, name: str, count: int = 12) -> bytes:
-        """PNG contact sheet of up to `count` images (those with boxes first) with boxes drawn."""
+    def preview_images(
+        self, team_id: str, name: str, count: int = 12
+    ) -> tuple[list[tuple[bytes, list[tuple[str, float, float, float, float]]]], tuple[str, ...]]:
+        """Up to `count` images (those with boxes first) as (bytes, boxes), and the labels, to draw.
+
+        Drawing lives in `edge.draw` (storage imports no leaf): `contact_sheet(*preview_images(...))`.
+        """
         dataset = self.get(team_id, name)
         images = sorted(self.images(dataset.id), key=lambda i: (not i.boxes, i.filename))[:count]
-        return contact_sheet([(self.blobs.read(i.sha256), i) for i in images], dataset.label_map.labels)
+        return [
+            (self.blobs.read(i.sha256), [(b.label, b.xmin, b.ymin, b.xmax, b.ymax) for b in i.boxes])
+            for i in images
+        ], dataset.label_map.labels

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +22,11 @@ BUSY_TIMEOUT_MS = 10_000
 def utcnow() -> str:
     """Timestamps are stored as ISO 8601 UTC strings (they sort as text)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def marks(values: Sized) -> str:
+    """Placeholders for an IN list; values always travel as parameters, never in the SQL text."""
+    return ",".join("?" * len(values))
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -174,8 +179,79 @@ def _v3(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    """A third split, `test`; near-duplicate hashes and groups; where a dataset came from.
+
+    SQLite cannot change a CHECK constraint in place, so `images` is rebuilt (its rows keep their
+    ids, so `boxes` still points at them; `migrate` turns foreign keys off around it).
+    """
+    db.executescript(
+        """
+        CREATE TABLE images_v4 (
+            id INTEGER PRIMARY KEY,
+            dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+            filename TEXT NOT NULL,
+            sha256 TEXT NOT NULL,           -- blob in the file store
+            format TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            split TEXT NOT NULL CHECK (split IN ('train', 'val', 'test')),
+            phash TEXT NOT NULL DEFAULT '', -- 16 hex digits: difference hash of a grey thumbnail
+            dup_group INTEGER               -- near copies in one dataset share a group number
+        );
+        INSERT INTO images_v4 (id, dataset_id, filename, sha256, format, width, height, split)
+            SELECT id, dataset_id, filename, sha256, format, width, height, split FROM images;
+        DROP TABLE images;
+        ALTER TABLE images_v4 RENAME TO images;
+        CREATE INDEX images_dataset ON images(dataset_id);
+        CREATE INDEX images_sha256 ON images(sha256);
+        ALTER TABLE datasets ADD COLUMN layout TEXT NOT NULL DEFAULT 'Pascal VOC';
+        ALTER TABLE datasets ADD COLUMN converter TEXT NOT NULL DEFAULT 'voc';
+        ALTER TABLE datasets ADD COLUMN split_note TEXT NOT NULL DEFAULT '';
+        """
+    )
+
+
+def _v5(db: sqlite_utils.Database) -> None:
+    """Which robot (edge token) pulled which model and when: the model page lists them."""
+    db.executescript(
+        """
+        CREATE TABLE model_pulls (
+            id INTEGER PRIMARY KEY,
+            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            token_id INTEGER REFERENCES edge_tokens(id) ON DELETE SET NULL,
+            at TEXT NOT NULL,
+            remote TEXT NOT NULL DEFAULT '',  -- the robot's address as the web server saw it
+            agent TEXT NOT NULL DEFAULT ''    -- its User-Agent
+        );
+        CREATE INDEX model_pulls_model ON model_pulls(model_id, id);
+        """
+    )
+
+
+def _v6(db: sqlite_utils.Database) -> None:
+    """The model a team chose for its robots (promotions, newest wins), whether each model passed the
+    int8 check (robots are never served one that failed), and named edge tokens."""
+    db.executescript(
+        """
+        ALTER TABLE models ADD COLUMN int8_ok INTEGER;  -- NULL: registered before v6, read from its manifest
+        CREATE TABLE model_promotions (
+            id INTEGER PRIMARY KEY,
+            team_id TEXT NOT NULL REFERENCES teams(id),
+            model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            by_user TEXT NOT NULL DEFAULT ''  -- who promoted it (a Discord user id, or the CLI's user)
+        );
+        CREATE INDEX model_promotions_team ON model_promotions(team_id, id);
+        ALTER TABLE edge_tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
+        ALTER TABLE edge_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+        CREATE INDEX edge_tokens_team ON edge_tokens(team_id, id);
+        """
+    )
+
+
 # Append new migrations; never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -187,7 +263,22 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 
 def migrate(db: sqlite_utils.Database) -> int:
-    """Run the migrations this database has not seen yet; returns the new version."""
+    """Run the migrations this database has not seen yet; returns the new version.
+
+    Foreign keys are off while they run (a table rebuild must not cascade deletes) and checked after.
+    """
+    foreign_keys = db.execute("PRAGMA foreign_keys").fetchone()[0]
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        version = _migrate(db)
+        if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+            raise RuntimeError("a migration left rows pointing at missing rows; restore the backup")
+    finally:
+        db.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
+    return version
+
+
+def _migrate(db: sqlite_utils.Database) -> int:
     with db.atomic():
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         current = schema_version(db)

@@ -15,7 +15,6 @@ LOCAL_TEAM = "local"
 class JobState(enum.StrEnum):
     """Job states as teams know them from ftc-ml."""
 
-    STATE_UNSPECIFIED = "STATE_UNSPECIFIED"
     QUEUED = "QUEUED"
     PREPARING = "PREPARING"
     RUNNING = "RUNNING"
@@ -38,7 +37,6 @@ FINAL_STATES = frozenset(
 
 # Legal transitions. A job whose worker died goes back to QUEUED (it resumes from its checkpoint).
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.STATE_UNSPECIFIED: frozenset({JobState.QUEUED, JobState.TRY_AGAIN_LATER}),
     JobState.QUEUED: frozenset({JobState.PREPARING, JobState.CANCELED, JobState.FAILED}),
     JobState.PREPARING: frozenset(
         {JobState.RUNNING, JobState.STOP_REQUESTED, JobState.FAILED, JobState.QUEUED, JobState.CANCELED}
@@ -66,8 +64,11 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 
 
 class Split(enum.StrEnum):
+    """Training, validation (choosing checkpoints and thresholds) and test (reported only)."""
+
     TRAIN = "train"
     VAL = "val"
+    TEST = "test"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,8 @@ class ImageRecord:
     split: Split
     boxes: tuple[Box, ...] = ()
     id: int | None = None
+    phash: int = 0  # 64-bit difference hash of a small grey thumbnail (near-duplicate search)
+    dup_group: int | None = None  # images of one dataset in the same group are near copies
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,9 @@ class Dataset:
     val_fraction: float = 0.2
     source: str = ""
     parents: list[int] = field(default_factory=list)  # ids of the datasets it combines
+    layout: str = "Pascal VOC"  # what made the zip, in words ("Roboflow COCO")
+    converter: str = "voc"  # how its boxes were read: voc | coco | yolo
+    split_note: str = ""  # which split came from the export and which FieldLens drew
 
     @property
     def label_map(self) -> LabelMap:
@@ -156,7 +162,6 @@ class Job:
     metrics: dict[str, object] = field(default_factory=dict)
     error: str | None = None
     from_model_id: int | None = None
-    val_dataset_id: int | None = None
     model_id: int | None = None
     checkpoint_dir: str | None = None
     worker_id: str | None = None
@@ -170,7 +175,10 @@ class Job:
         return self.state in ACTIVE_STATES
 
 
+# Held by a worker: some process trains the job (or did, until its worker died: then it is recovered).
 ACTIVE_STATES = frozenset({JobState.PREPARING, JobState.RUNNING, JobState.STOP_REQUESTED, JobState.STOPPING})
+# Not ended: waiting in the queue or active. The datasets of such a job cannot be deleted.
+UNFINISHED_STATES = ACTIVE_STATES | {JobState.QUEUED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +204,13 @@ class Model:
     labels: list[str]
     metrics: dict[str, object] = field(default_factory=dict)
     parent_model_id: int | None = None
+    int8_ok: bool | None = None  # passed the int8 check; None: registered before it was recorded
+    promoted: bool = False  # the model the team chose for its robots
+
+    @property
+    def flagged(self) -> bool:
+        """Failed the int8 check: never served to a robot, and cannot be promoted."""
+        return self.int8_ok is False
 
 
 @dataclass(frozen=True, slots=True)

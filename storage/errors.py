@@ -33,6 +33,10 @@ class DatasetLabelsDiffer(UserError):
     """Datasets to combine do not have the same labels."""
 
 
+class NoTrainingImages(UserError):
+    """The datasets have no images in their training split."""
+
+
 class DatasetInUse(UserError):
     """A dataset cannot be deleted while a job uses it."""
 

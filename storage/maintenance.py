@@ -12,15 +12,13 @@ process was down still happens (once: `coalesce`).
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from storage.checkpoints import Checkpoints
 from storage.services import open_services
 from storage.settings import Settings, load_settings
 
@@ -30,7 +28,7 @@ log = logging.getLogger(__name__)
 def reap_dead_jobs(home: str) -> list[int]:
     services = open_services(load_settings(home=home))
     try:
-        recovered = services.jobs.reap(services.settings.worker_timeout_seconds)
+        recovered = services.recovery.reap(services.settings.worker_timeout_seconds)
     finally:
         services.close()
     if recovered:
@@ -50,15 +48,7 @@ def prune_checkpoints(home: str) -> int:
     finally:
         services.close()
     for (folder,) in rows:
-        checkpoints = Path(folder) / "checkpoints"
-        pointer = checkpoints / "latest.json"
-        if not pointer.exists():
-            continue
-        keep = {json.loads(pointer.read_text())["path"], "best"}
-        for path in checkpoints.iterdir():
-            if path.is_dir() and path.name not in keep:
-                shutil.rmtree(path, ignore_errors=True)
-                removed += 1
+        removed += Checkpoints(folder).prune()
     return removed
 
 

@@ -10,6 +10,7 @@ from storage.blobs import BlobStore
 from storage.budget import Budget
 from storage.datasets import DatasetStore
 from storage.db import open_db
+from storage.job_recovery import JobRecovery
 from storage.jobs import JobStore
 from storage.models import ModelStore
 from storage.notices import NoticeStore
@@ -27,6 +28,7 @@ class Services:
     models: ModelStore
     budget: Budget
     jobs: JobStore
+    recovery: JobRecovery
     teams: TeamStore
     notices: NoticeStore
 
@@ -55,6 +57,8 @@ def open_services(settings: Settings) -> Services:
         settings.max_queued_per_team,
         settings.max_queued_total,
         settings.max_job_minutes,
-        settings.max_job_attempts,
     )
-    return Services(settings, db, blobs, datasets, models, budget, jobs, TeamStore(db), NoticeStore(db))
+    recovery = JobRecovery(jobs, settings.max_job_attempts)
+    return Services(
+        settings, db, blobs, datasets, models, budget, jobs, recovery, TeamStore(db), NoticeStore(db)
+    )

@@ -63,8 +63,16 @@ class Settings(BaseSettings):
         description="Key that signs download links (default: random per start, so links die on restart).",
     )
     link_minutes: int = Field(60, ge=1, description="Lifetime of a signed model download link.")
+    page_link_minutes: int = Field(
+        7 * 24 * 60, ge=1, description="Lifetime of a signed link to a team's pages (jobs, models, datasets)."
+    )
     admin_user_ids: list[int] = Field(
         default_factory=list, description="Discord user ids of FieldLens operators (may grant minutes)."
+    )
+    operator_contact: str = Field(
+        "",
+        description="How teams reach the operators, shown with error refs and for more minutes "
+        "(e.g. '@Ms. Rivera in #fieldlens-help'); default: the operators' Discord mentions.",
     )
     dev_guild_id: int | None = Field(
         None, description="Sync slash commands to this server only (development)."
@@ -97,6 +105,14 @@ class Settings(BaseSettings):
                 "and export its token as FIELDLENS_DISCORD_TOKEN (see the README)."
             )
         return self.discord_token.get_secret_value()
+
+    def operators(self, mentions: bool = True) -> str:
+        """Who runs this FieldLens, for "tell {operators} this ref" (Discord mentions only in Discord)."""
+        if self.operator_contact:
+            return self.operator_contact
+        if self.admin_user_ids and mentions:
+            return "the FieldLens operators (" + ", ".join(f"<@{i}>" for i in self.admin_user_ids) + ")"
+        return "the person who runs this FieldLens (whoever added the bot to your server)"
 
 
 def load_settings(**overrides: object) -> Settings:

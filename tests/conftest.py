@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.model_folder import Manifest
 from storage.services import Services, open_services
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
@@ -25,6 +26,15 @@ def _is_loopback(host: object) -> bool:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
         return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fast suite (`-m "not slow"`) trains nothing: a test that needs the trained model, even
+    through another fixture, must be marked slow."""
+    for item in items:
+        needs_training = "trained_model" in getattr(item, "fixturenames", ())
+        if needs_training and item.get_closest_marker("slow") is None:
+            raise pytest.UsageError(f"{item.nodeid} needs the trained model but is not marked slow")
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +86,7 @@ class TrainedModel:
     """One tiny model trained once per test session and shared by export, edge and bot tests."""
 
     out_dir: Path
-    manifest: dict
+    manifest: Manifest
     config: object
     data: object
     result: object
@@ -92,6 +102,7 @@ TINY = dict(
     weights="none",
     augment=False,
     checkpoint_every=100,
+    deterministic=True,  # the same model every run on a machine: accuracy tests do not flake
 )
 
 
@@ -105,6 +116,7 @@ TINY_JOB = {
     "warmup_steps": 5,
     "augment": False,
     "checkpoint_every": 20,
+    "deterministic": True,
 }
 
 

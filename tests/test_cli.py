@@ -9,8 +9,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from fieldlens.cli import cli
+from fieldlens.cli import cli, subcommands
 from storage.voc.synth import make_voc_zip
+from tests import exports
 from tests.vocdata import good_files, make_zip, voc_xml
 
 
@@ -29,7 +30,7 @@ def run(tmp_path):
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()):
     yield prefix, group
-    for name, cmd in group.commands.items():
+    for name, cmd in subcommands(group).items():
         if isinstance(cmd, click.Group):
             yield from _walk(cmd, (*prefix, name))
         else:
@@ -40,9 +41,10 @@ def _walk(group: click.Group, prefix: tuple[str, ...] = ()):
 def test_help_is_useful_on_every_level(run, path) -> None:
     out = run(*path, "--help").output
     assert "Usage:" in out
-    cmd = cli
+    cmd: click.Command = cli
     for name in path:
-        cmd = cmd.commands[name]
+        assert isinstance(cmd, click.Group)
+        cmd = subcommands(cmd)[name]
     assert cmd.help and len(cmd.help.strip()) > 15
 
 
@@ -159,7 +161,7 @@ def test_job_and_budget_commands_without_a_worker(run, tmp_path: Path) -> None:
     assert started["state"] == "QUEUED" and started["minutes_left"] == 540
     assert started["plan"]["batch_size"] == 16
     text = run("job", "start", "--dataset", "shapes", "--max-minutes", "10").stdout
-    assert "batch size 16" in text and "steps per epoch" in text and "Queued job #2" in text
+    assert "batch size 16" in text and "steps per epoch" in text and "Queued job 2" in text
     listed = json.loads(run("job", "list", "--json").stdout)
     assert [j["id"] for j in listed] == [2, 1]
     status = json.loads(run("job", "status", "1", "--json").stdout)
@@ -171,5 +173,41 @@ def test_job_and_budget_commands_without_a_worker(run, tmp_path: Path) -> None:
     assert "590 min left" in json.loads(refused.stdout)["errors"][0]
     assert json.loads(run("budget", "grant", "local", "30", "--json").stdout)["minutes_left"] == 620
     other = run("job", "status", "1", "--team", "999", ok=False)
-    assert "No job #1 in this team" in other.stderr
+    assert "No job 1 in this team" in other.stderr
     assert json.loads(run("job", "wait", "1", "--json").stdout)["state"] == "CANCELED"
+
+
+@pytest.mark.parametrize(
+    ("make", "layout", "converter"),
+    [
+        (lambda ps: exports.roboflow_voc(ps), "Roboflow Pascal VOC", "voc"),
+        (lambda ps: exports.classic_voc(ps, prefix="VOCdevkit/VOC2012/"), "Pascal VOC devkit", "voc"),
+        (lambda ps: exports.plain_coco(ps), "COCO", "coco"),
+        (lambda ps: exports.yolo(ps), "Roboflow YOLO", "yolo"),
+    ],
+    ids=["roboflow voc", "voc devkit", "plain coco", "yolo"],
+)
+def test_dataset_add_reads_export_layouts_and_info_names_them(run, tmp_path, make, layout, converter) -> None:
+    ps = exports.photos(train=6, valid=3, test=2)
+    path = tmp_path / "export.zip"
+    path.write_bytes(make(ps))
+    added = json.loads(run("dataset", "add", str(path), "--name", "ex", "--json").stdout)
+    assert added["images"] == 11 and (added["layout"], added["converter"]) == (layout, converter)
+    assert added["train_images"] + added["val_images"] + added["test_images"] == 11
+    text = run("dataset", "info", "ex").output
+    assert f"Read as: {layout} export." in text and added["split"] in text
+
+
+def test_train_commands_say_what_the_bot_says(run, tmp_path: Path) -> None:
+    make_voc_zip(tmp_path / "s.zip", images=24, seed=3)
+    run("dataset", "add", str(tmp_path / "s.zip"), "--name", "shapes")
+    started = json.loads(run("train", "start", "--dataset", "shapes", "--json").stdout)
+    assert started["steps"] == 100  # 19 training images at batch 16: ~100 epochs, one checkpoint
+    assert "Job 1 was canceled before it started" in run("train", "stop", "1").stdout
+    retried = run("train", "retry", "1", "--batch-size", "8").stdout
+    assert "Retrying job 1 from the start as job 2" in retried and "batch size 8" in retried
+    status = run("train", "status", "2").stdout
+    assert status.startswith("job 2 ") and "Waiting for a free trainer" in status
+    refused = run("train", "retry", "2", ok=False)
+    assert "Job 2 is still QUEUED; retry it once it has ended, or stop it first." in refused.stderr
+    assert "Dataset 'shapes'" in run("dataset", "info", "shapes").stdout

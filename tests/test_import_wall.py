@@ -1,4 +1,5 @@
-"""The import wall: the bot never loads TensorFlow; the edge loads neither TensorFlow nor discord."""
+"""The import wall: the bot never loads TensorFlow; the edge loads neither TensorFlow nor discord; the
+base (storage) loads no leaf; the trainer never loads the CLI or the bot."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import sys
 import pytest
 
 FORBIDDEN = {
-    "storage": ("tensorflow", "keras", "discord", "trainer", "bot"),
+    "storage": ("tensorflow", "keras", "discord", "trainer", "bot", "edge", "fieldlens"),
     "bot": ("tensorflow", "keras", "trainer"),
-    "edge": ("tensorflow", "keras", "discord", "trainer", "bot", "storage"),
+    "edge": ("tensorflow", "keras", "discord", "trainer", "bot", "storage", "fieldlens"),
     "fieldlens.cli": ("tensorflow", "keras", "discord"),
+    "trainer": ("discord", "bot", "fieldlens"),
 }
 
 

@@ -57,7 +57,7 @@ def fpn_anchors(
     out: list[tuple[float, float, float, float]] = []
     for grid in grids:
         base = anchor_scale / grid  # anchor_scale strides, normalised (stride = input_size / grid)
-        hw = []
+        hw: list[tuple[float, float]] = []
         for octave in range(scales_per_octave):
             size = base * 2 ** (octave / scales_per_octave)
             hw.extend((size / math.sqrt(ar), size * math.sqrt(ar)) for ar in aspect_ratios)

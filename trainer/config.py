@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from storage.plan import CHECKPOINT_EVERY, DEFAULT_MODEL, MODELS, effective_batch_size, epochs_for
 
@@ -27,13 +28,15 @@ class TrainConfig:
     max_seconds: float | None = None
     early_stopping_patience: int | None = None  # evaluations without mAP gain; off by default
     seed: int = 0
+    # Same data order and bit-identical float results on the same machine, for tests and for comparing
+    # runs; slower (TensorFlow picks deterministic kernels, tf.data keeps its order). Process-wide.
+    deterministic: bool = False
     augment: bool = True
     head_channels: int = 0  # extra-feature channels; 0 = model default
     # With pretrained weights, backbone layers before this one stay frozen (stem and blocks 0-3, the
     # high-resolution layers that cost the most to train and change least). "" trains everything.
     freeze_until: str = "block_4_expand"
     score_threshold: float = 0.3  # for precision/recall and the deployed preview
-    extras: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -45,8 +48,11 @@ class TrainConfig:
     def num_classes(self) -> int:
         return len(self.labels)
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return json.dumps(self.to_dict(), indent=2)
 
     def save(self, path: Path) -> None:
         from storage.blobs import atomic_write

@@ -5,16 +5,17 @@ Boxes handed around here are (ymin, xmin, ymax, xmax) normalised; classes are 1.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from storage.coco import coco_evaluate, coco_figures
 from trainer import box_coder
+from trainer.loss import detection_loss
 from trainer.models.detector import Detector
+from trainer.pr_curves import pr_curves
 
 IOU_MATCH = 0.5
 
@@ -59,9 +60,22 @@ def detect(predict, images: np.ndarray, batch_size: int = 16) -> list[Detections
     return out
 
 
-def _coco_boxes(boxes: np.ndarray, scale: float = 1000.0) -> list[list[float]]:
-    """Normalised corners to COCO [x, y, w, h] on a 1000x1000 canvas (IoU does not change)."""
-    return [[b[1] * scale, b[0] * scale, (b[3] - b[1]) * scale, (b[2] - b[0]) * scale] for b in boxes]
+def validation_loss(detector: Detector, cache, samples: Sequence, anchors: tf.Tensor) -> float:
+    """The detection loss (no weight decay) over the validation images, in eval mode, per image."""
+    totals = []
+    for start in range(0, len(cache), 16):
+        idx = range(start, min(start + 16, len(cache)))
+        images = tf.constant(np.asarray(cache.images[start : start + 16]), tf.float32)
+        matched = [
+            box_coder.match(
+                tf.constant(samples[i].boxes.reshape(-1, 4)), tf.constant(samples[i].classes), anchors
+            )
+            for i in idx
+        ]
+        box_t, cls_t, w = (tf.stack(x) for x in zip(*matched, strict=True))
+        box_p, logits = detector.network(images, training=False)
+        totals.append(float(detection_loss(box_p, logits, box_t, cls_t, w, anchors)["total"]) * len(idx))
+    return sum(totals) / max(len(cache), 1)
 
 
 def coco_metrics(
@@ -70,48 +84,24 @@ def coco_metrics(
     labels: Sequence[str],
     score_threshold: float = 0.3,
 ) -> dict[str, object]:
-    """COCO mAP@0.5 and @0.5:0.95, per-class AP@0.5, precision/recall at `score_threshold`, and a
-    confusion matrix (rows: true label or 'background', columns: predicted label or 'missed')."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    images, annotations, results = [], [], []
-    for i, ((boxes, classes), det) in enumerate(zip(truths, predictions, strict=True)):
-        images.append({"id": i, "width": 1000, "height": 1000})
-        for box, cls in zip(_coco_boxes(boxes), classes, strict=True):
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": i,
-                    "category_id": int(cls),
-                    "bbox": box,
-                    "area": box[2] * box[3],
-                    "iscrowd": 0,
-                }
-            )
-        for box, score, cls in zip(_coco_boxes(det.boxes), det.scores, det.classes, strict=True):
-            results.append({"image_id": i, "category_id": int(cls), "bbox": box, "score": float(score)})
-    categories = [{"id": k + 1, "name": name} for k, name in enumerate(labels)]
-    metrics: dict[str, object] = {"map50": 0.0, "map50_95": 0.0, "per_class_ap50": {n: 0.0 for n in labels}}
-    if annotations and results:
-        gt = COCO()
-        gt.dataset = {"images": images, "annotations": annotations, "categories": categories}
-        with contextlib.redirect_stdout(io.StringIO()):
-            gt.createIndex()
-            dt = gt.loadRes(results)
-            ev = COCOeval(gt, dt, "bbox")
-            ev.params.maxDets = [1, 10, 100]
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
-        metrics["map50_95"] = max(float(ev.stats[0]), 0.0)
-        metrics["map50"] = max(float(ev.stats[1]), 0.0)
-        precision = ev.eval["precision"]  # [T, R, K, A, M]
-        for k, name in enumerate(labels):
-            p = precision[0, :, k, 0, -1]
-            metrics["per_class_ap50"][name] = float(np.mean(p[p > -1])) if np.any(p > -1) else 0.0  # type: ignore[index]
+    """COCO mAP@0.5 and @0.5:0.95, per-class AP@0.5 (storage/coco.py), precision-recall curves,
+    precision/recall at `score_threshold`, and a confusion matrix (rows: true label or 'background',
+    columns: predicted label or 'missed')."""
+    ev = coco_evaluate(truths, predictions, labels)
+    metrics: dict[str, object] = coco_figures(ev, labels)
+    if ev is not None:
+        metrics["pr_curves"] = pr_curves(ev.eval["precision"], ev.eval["scores"], ev.params.recThrs, labels)
     metrics.update(_threshold_stats(truths, predictions, labels, score_threshold))
     return metrics
+
+
+def confusion_matrix(
+    truths: Sequence[tuple[np.ndarray, np.ndarray]], predictions: Sequence[Detections], labels: Sequence[str]
+) -> list[list[int]]:
+    """The confusion matrix of every detection given (filter them by score first), laid out as in
+    `coco_metrics`: rows true label then background, columns predicted label then missed."""
+    stats = _threshold_stats(truths, predictions, labels, 0.0)
+    return stats["confusion"]["matrix"]  # type: ignore[index]
 
 
 def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -19,11 +19,15 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from storage.checkpoints import latest_step
 from storage.domain import Job, JobState
 from storage.errors import UserError
-from storage.jobs import IllegalTransition, JobStore, checkpoint_step
+from storage.jobs import IllegalTransition, JobStore
+from storage.model_folder import ModelFolder
 from storage.services import Services, open_services
 from storage.settings import Settings
+from trainer.events import Checkpoint, Event, Finished, Started, Step, to_json
+from trainer.job_log import capture_output
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0
@@ -57,65 +61,71 @@ class StopWatcher:
         if not self.stop and now - self.last_poll >= STOP_POLL_SECONDS:
             self.last_poll = now
             self.stop = self.jobs.state_of(self.job.id)[1]
-        if self.stop and checkpoint_step(self.job.checkpoint_dir) is None:
+        if self.stop and latest_step(self.job.checkpoint_dir) is None:
             raise CanceledBeforeCheckpoint
         return self.stop
 
 
 class Reporter:
-    """The trainer's `on_event`: state RUNNING at start, progress every 2 s, every checkpoint."""
+    """The trainer's `on_event`: RUNNING at start, progress every 2 s, every checkpoint, STOPPING when
+    a stop request ended the training (the model is exported next)."""
 
     def __init__(self, jobs: JobStore, job: Job, base_seconds: float) -> None:
         self.jobs, self.job, self.base = jobs, job, base_seconds
         self.last = 0.0
         self.seconds = base_seconds
 
-    def __call__(self, event: dict) -> None:
-        kind = event["kind"]
-        if kind == "started":
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Started):
             # A stop requested while preparing leaves the job STOP_REQUESTED.
             with contextlib.suppress(IllegalTransition):
-                self.jobs.transition(self.job.id, JobState.RUNNING, {"device": event["device"]})
-            self.jobs.progress(self.job.id, "log", {"message": f"training on {event['device']}", **event})
-        elif kind == "step":
-            self.seconds = self.base + float(event["elapsed_seconds"])
-            now = time.monotonic()
-            if now - self.last >= PROGRESS_EVERY_SECONDS or event["step"] == event["steps"]:
-                self.last = now
-                data = {
-                    "step": event["step"],
-                    "steps": event["steps"],
-                    "loss": event["loss"]["total"],
-                    "images_per_second": event["images_per_second"],
-                    "eta_seconds": event["eta_seconds"],
-                    "training_seconds": self.seconds,
-                }
-                self.jobs.progress(
-                    self.job.id,
-                    "progress",
-                    data,
-                    steps_completed=event["step"],
-                    training_seconds=self.seconds,
-                )
-        elif kind == "checkpoint":
-            m = event["metrics"]
-            train_loss = m.get("train_loss", {})
-            data = {
-                "step": event["step"],
-                "map50": m.get("map50"),
-                "map50_95": m.get("map50_95"),
-                "val_loss": m.get("val_loss"),
-                "loss": train_loss.get("total") if isinstance(train_loss, dict) else None,
-                "per_class_ap50": m.get("per_class_ap50"),
-            }
-            self.jobs.progress(
-                self.job.id,
-                "checkpoint",
-                data,
-                steps_completed=event["step"],
-                training_seconds=self.seconds,
-                metrics={k: v for k, v in data.items() if v is not None},
-            )
+                self.jobs.transition(self.job.id, JobState.RUNNING, {"device": event.device})
+            message = {"message": f"training on {event.device}", **to_json(event)}
+            self.jobs.progress(self.job.id, "log", message)
+        elif isinstance(event, Step):
+            self._step(event)
+        elif isinstance(event, Checkpoint):
+            self._checkpoint(event)
+        elif isinstance(event, Finished) and event.result.reason == "stop_requested":
+            self.jobs.transition(self.job.id, JobState.STOPPING)
+
+    def _step(self, event: Step) -> None:
+        self.seconds = self.base + event.elapsed_seconds
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY_SECONDS and event.step != event.steps:
+            return
+        self.last = now
+        data: dict[str, object] = {
+            "step": event.step,
+            "steps": event.steps,
+            "loss": event.loss["total"],
+            "images_per_second": event.images_per_second,
+            "eta_seconds": event.eta_seconds,
+            "training_seconds": self.seconds,
+        }
+        self.jobs.progress(
+            self.job.id, "progress", data, steps_completed=event.step, training_seconds=self.seconds
+        )
+
+    def _checkpoint(self, event: Checkpoint) -> None:
+        m = event.metrics
+        train_loss = m.get("train_loss", {})
+        data = {
+            "step": event.step,
+            "map50": m.get("map50"),
+            "map50_95": m.get("map50_95"),
+            "val_loss": m.get("val_loss"),
+            "loss": train_loss.get("total") if isinstance(train_loss, dict) else None,
+            "per_class_ap50": m.get("per_class_ap50"),
+        }
+        self.jobs.progress(
+            self.job.id,
+            "checkpoint",
+            data,
+            steps_completed=event.step,
+            training_seconds=self.seconds,
+            metrics={k: v for k, v in data.items() if v is not None},
+        )
 
 
 def job_config(job: Job, labels: tuple[str, ...], default_weights: str = "imagenet"):  # -> TrainConfig
@@ -149,6 +159,7 @@ def run_job(settings: Settings, job_id: int, parent_pid: int, gpu: str | None = 
         format=f"%(asctime)s %(levelname)s job-{job_id} %(name)s: %(message)s",
     )
     services = open_services(settings)
+    capture_output(services, job_id)  # the job's log file: `fieldlens train logs N`, the job page
     try:
         _run(services, job_id, parent_pid)
     finally:
@@ -165,8 +176,7 @@ def _fail(jobs: JobStore, job_id: int, message: str, seconds: float) -> None:
 def _run(services: Services, job_id: int, parent_pid: int) -> None:
     import tensorflow as tf
 
-    from trainer.pipeline import export_and_verify, load_data
-    from trainer.train import Trainer
+    from trainer.pipeline import load_data, train_and_deliver
 
     jobs = services.jobs
     job = jobs.get_any(job_id)
@@ -174,6 +184,7 @@ def _run(services: Services, job_id: int, parent_pid: int) -> None:
     reporter = Reporter(jobs, job, base_seconds)
     watcher = StopWatcher(jobs, job, parent_pid)
     workdir = Path(job.checkpoint_dir or services.settings.home / "jobs" / str(job_id))
+    out_dir = services.settings.home / "models" / job.team_id / f"job-{job_id}"
     try:
         names = [services.datasets.get_by_id(job.team_id, i).name for i in job.dataset_ids]
         labels, data = load_data(services, job.team_id, names, services.settings.home / "cache")
@@ -181,19 +192,11 @@ def _run(services: Services, job_id: int, parent_pid: int) -> None:
         init_weights = None
         if job.from_model_id is not None:
             parent = services.models.get(job.team_id, job.from_model_id)
-            init_weights = Path(parent.path) / "model.weights.h5"
+            init_weights = ModelFolder(parent.path).weights
             config = config.with_(weights="none")
         watcher()  # a stop while preparing cancels here
-        result = Trainer(config, data, workdir, reporter, watcher, init_weights).run()
-        seconds = base_seconds + result.seconds
-        stopped = result.reason == "stop_requested"
-        if stopped:
-            jobs.transition(job_id, JobState.STOPPING)
-        checkpoint = result.best_checkpoint or result.checkpoint
-        assert checkpoint is not None
-        out_dir = services.settings.home / "models" / job.team_id / f"job-{job_id}"
         shutil.rmtree(out_dir, ignore_errors=True)  # a half export from an earlier attempt
-        manifest = export_and_verify(config, checkpoint, data, out_dir, result, workdir)
+        result, manifest = train_and_deliver(config, data, workdir, out_dir, reporter, watcher, init_weights)
         model = services.models.register(
             job.team_id,
             out_dir,
@@ -201,23 +204,19 @@ def _run(services: Services, job_id: int, parent_pid: int) -> None:
             job_id=job_id,
             parent_model_id=job.from_model_id,
         )
-        m = manifest["metrics"]
         metrics = {
-            "map50_float": m["map50_float"],
-            "map50_int8": m["map50_int8"],
-            "map50_95_float": m["map50_95_float"],
-            "map50_95_int8": m["map50_95_int8"],
-            "per_class_ap50": m["int8"]["per_class_ap50"],
+            **manifest.metrics.headline(),
+            "per_class_ap50": manifest.metrics.per_class_ap50,
             "images_per_second": result.images_per_second,
-            "int8_ok": manifest["int8_ok"],
+            "int8_ok": manifest.int8_ok,
         }
         jobs.finish(
             job_id,
-            JobState.STOPPED if stopped else JobState.SUCCEEDED,
-            {"reason": result.reason, "model_id": model.id, "verdict": manifest["verdict"]},
+            JobState.STOPPED if result.reason == "stop_requested" else JobState.SUCCEEDED,
+            {"reason": result.reason, "model_id": model.id, "verdict": manifest.verdict},
             model_id=model.id,
             steps_completed=result.steps_completed,
-            training_seconds=seconds,
+            training_seconds=base_seconds + result.seconds,
             metrics=metrics,
         )
     except CanceledBeforeCheckpoint:
@@ -231,8 +230,8 @@ def _run(services: Services, job_id: int, parent_pid: int) -> None:
         _fail(
             jobs,
             job_id,
-            f"Training ran out of memory at batch size {job.batch_size}. Start it again with a smaller "
-            "batch size (half of it, say).",
+            f"Training ran out of memory at batch size {job.batch_size}. Retry the job with a smaller "
+            f"batch size ({max(job.batch_size // 2, 1)}, say); it resumes from its last checkpoint.",
             reporter.seconds,
         )
     except UserError as e:
@@ -243,7 +242,8 @@ def _run(services: Services, job_id: int, parent_pid: int) -> None:
         _fail(
             jobs,
             job_id,
-            f"Something went wrong in training (ref {ref}). Its last checkpoint is kept; "
-            "tell the FieldLens admins the ref.",
+            f"Something went wrong in training (ref {ref}). Tell "
+            f"{services.settings.operators(mentions=False)} the ref; retrying the job resumes from its "
+            "last checkpoint.",
             reporter.seconds,
         )

@@ -7,8 +7,12 @@ protobuf < 4), so the ModelMetadata table is built here field by field from the 
 below are the fields' positions in that schema, a union taking two slots: type, then value).
 
 Placement, as the metadata populator does it: the flatbuffer goes into a model buffer referenced by
-a `TFLITE_METADATA` entry of Model.metadata, and the associated files (labels.txt) are appended
-to the .tflite as an uncompressed zip archive.
+a `TFLITE_METADATA` entry of Model.metadata, and the associated files (the labels file, and FieldLens'
+per-label score thresholds) are appended to the .tflite as an uncompressed zip archive.
+
+The schema has room for one score threshold (ScoreThresholdingOptions on the score tensor, which the
+Task Library applies when its caller sets none); the per-label ones travel as a model-level
+associated file, which the edge runtime reads (edge/metadata.py).
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ FILE_IDENTIFIER = b"M001"
 PARSER_VERSION = "1.0.0"
 
 # enums of the schema
+DESCRIPTIONS = 1
 TENSOR_VALUE_LABELS = 3
 RGB = 1
 BOUNDARIES = 1
 RATIO = 0
 # union member ids
 FEATURE_PROPERTIES, IMAGE_PROPERTIES, BOUNDING_BOX_PROPERTIES = 1, 2, 3
-NORMALIZATION_OPTIONS = 1
+NORMALIZATION_OPTIONS, SCORE_THRESHOLDING_OPTIONS = 1, 3
 
 
 class _Writer:
@@ -60,7 +65,7 @@ class _Writer:
         return self.b.EndVector()
 
     def table(self, fields: dict[int, tuple[str, object]], slots: int) -> int:
-        """Fields by slot: ('offset', int) | ('byte', int) | ('int', int) | ('uint', int)."""
+        """Fields by slot: ('offset' | 'byte' | 'int' | 'uint', int) or ('float', float)."""
         self.b.StartObject(slots)
         for slot, (kind, value) in sorted(fields.items()):
             if kind == "offset":
@@ -71,6 +76,8 @@ class _Writer:
                 self.b.PrependInt32Slot(slot, value, 0)
             elif kind == "uint":
                 self.b.PrependUint32Slot(slot, value, 0)
+            elif kind == "float":
+                self.b.PrependFloat32Slot(slot, value, 0.0)
         return self.b.EndObject()
 
     # --- schema tables -----------------------------------------------------------------------
@@ -116,8 +123,12 @@ def detection_metadata(
     version: str,
     author: str = "FieldLens",
     license_: str = "",
+    score_threshold: float | None = None,
+    thresholds_file: str | None = None,
 ) -> bytes:
-    """The ModelMetadata flatbuffer of an SSD detector with the four standard outputs."""
+    """The ModelMetadata flatbuffer of an SSD detector with the four standard outputs; with the
+    recommended `score_threshold` on the score tensor, and `thresholds_file` (per-label thresholds,
+    packed beside the labels) named as one of the model's associated files."""
     w = _Writer()
     # input: an RGB image of input_size, values 0..255 taken as they are (mean 0, std 1: the model
     # normalises inside its graph)
@@ -151,8 +162,15 @@ def detection_metadata(
         w.content(FEATURE_PROPERTIES, w.table({}, 0), (2, 2)),
         files=[labels],
     )
+    thresholding: list[int] = []
+    if score_threshold is not None:
+        options = w.table({0: ("float", float(score_threshold))}, 1)
+        thresholding = [w.table({0: ("byte", SCORE_THRESHOLDING_OPTIONS), 1: ("offset", options)}, 2)]
     score = w.tensor(
-        "score", "The scores of the detected boxes.", w.content(FEATURE_PROPERTIES, w.table({}, 0), (2, 2))
+        "score",
+        "The scores of the detected boxes.",
+        w.content(FEATURE_PROPERTIES, w.table({}, 0), (2, 2)),
+        thresholding,
     )
     count = w.tensor(
         "number of detections",
@@ -167,36 +185,45 @@ def detection_metadata(
         },
         7,
     )
-    root = w.table(
-        {
-            0: ("offset", w.string(name)),
-            1: ("offset", w.string(description)),
-            2: ("offset", w.string(version)),
-            3: ("offset", w.vector([subgraph])),
-            4: ("offset", w.string(author)),
-            5: ("offset", w.string(license_)),
-            7: ("offset", w.string(PARSER_VERSION)),
-        },
-        8,
-    )
+    fields: dict[int, tuple[str, object]] = {
+        0: ("offset", w.string(name)),
+        1: ("offset", w.string(description)),
+        2: ("offset", w.string(version)),
+        3: ("offset", w.vector([subgraph])),
+        4: ("offset", w.string(author)),
+        5: ("offset", w.string(license_)),
+        7: ("offset", w.string(PARSER_VERSION)),
+    }
+    if thresholds_file is not None:
+        described = "Score thresholds per label (JSON), chosen where F1 was highest on validation images."
+        fields[6] = ("offset", w.vector([w.associated_file(thresholds_file, described, DESCRIPTIONS)]))
+    root = w.table(fields, 8)
     w.b.Finish(root, file_identifier=FILE_IDENTIFIER)
     return bytes(w.b.Output())
 
 
 def populate(model: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:
-    """Put `metadata` into the model's TFLITE_METADATA buffer and append `files` as a stored zip."""
+    """Put `metadata` into the model's TFLITE_METADATA buffer and append `files` as a stored zip.
+
+    A model populated before keeps its buffer (its data replaced) and loses its old files: populating
+    again, as delivery does once the thresholds are known, leaves nothing stale behind.
+    """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
-    obj.metadata = [m for m in (obj.metadata or []) if m.name != METADATA_NAME.encode()]
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(metadata, np.uint8)
-    obj.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = METADATA_NAME.encode()
-    entry.buffer = len(obj.buffers) - 1
-    obj.metadata.append(entry)
+    payload = np.frombuffer(metadata, np.uint8)
+    existing = [m for m in (obj.metadata or []) if m.name == METADATA_NAME.encode()]
+    if existing:
+        obj.buffers[existing[0].buffer].data = payload
+    else:
+        buffer = schema.BufferT()
+        buffer.data = payload
+        obj.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = METADATA_NAME.encode()
+        entry.buffer = len(obj.buffers) - 1
+        obj.metadata = [*(obj.metadata or []), entry]
     out = io.BytesIO(bytes(flatbuffer_utils.convert_object_to_bytearray(obj)))
     out.seek(0, io.SEEK_END)
     # the Task Library reads associated files in place, so they must be stored uncompressed

@@ -112,7 +112,7 @@ def predictions_image(
     """PNG grid: each image twice, ground truth on the left, predictions (score >= threshold) on the right."""
     from PIL import Image
 
-    from storage.preview import draw_boxes
+    from edge.draw import draw_boxes
 
     tiles = []
     for image, (gt_boxes, gt_classes), det in zip(images, truths, detections, strict=True):

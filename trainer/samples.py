@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import partial
 
 import numpy as np
@@ -26,12 +26,16 @@ def to_sample(image: ImageRecord, label_map: LabelMap, blobs: BlobStore) -> Samp
 
 
 def samples_from_datasets(
-    datasets: DatasetStore, dataset_ids: Sequence[int], label_map: LabelMap, split: Split | None
+    datasets: DatasetStore,
+    dataset_ids: Sequence[int],
+    label_map: LabelMap,
+    splits: Split | Collection[Split],
 ) -> list[Sample]:
-    """Samples of the given split (None: all images) of the datasets, in a stable order."""
+    """Samples of the given split(s) of the datasets, in a stable order."""
+    wanted = {splits} if isinstance(splits, Split) else set(splits)
     out = []
     for dataset_id in dataset_ids:
         for image in datasets.images(dataset_id):
-            if split is None or image.split is split:
+            if image.split in wanted:
                 out.append(to_sample(image, label_map, datasets.blobs))
     return out

@@ -1,12 +1,16 @@
 """The training loop, readable top to bottom.
 
     build model -> (resume | init from an earlier model) -> loop:
-        one step; poll stop / time budget; every `checkpoint_every` steps: evaluate, checkpoint
-    -> final checkpoint -> TrainResult
+        _step: one optimizer step on one batch
+        every `checkpoint_every` steps, on a stop request or at the time budget:
+            _evaluate_and_checkpoint: validation metrics, checkpoint, best copy, early stopping
+            _should_stop: why the run ends here, if it does
+    -> Finished(TrainResult)
 
-Checkpoints hold the network weights, the optimizer's variables (momentum and iteration count, so a
-resumed run continues the learning-rate schedule where it was) and the config. `latest` and `best`
-(by validation mAP@0.5) are kept; older ones are pruned.
+Checkpoints hold the network weights, the optimizer's variables (momentum and iteration count), the
+step and the seconds trained so far (so a resumed run continues its schedule, which follows both
+steps and time, where it was) and the config (storage/checkpoints.py names the files). `latest`
+and `best` (by validation mAP@0.5) are kept; older ones are pruned.
 """
 
 from __future__ import annotations
@@ -14,28 +18,32 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from storage.blobs import atomic_write
+from storage.checkpoints import CONFIG, OPTIMIZER, STATE, WEIGHTS, Checkpoints
 from trainer import evaluate
+from trainer.checkpoint_samples import save_samples
 from trainer.config import TrainConfig
 from trainer.data import ImageCache, Sample, train_dataset
+from trainer.events import Checkpoint, Event, Finished, Started, Step, TrainResult
 from trainer.loss import detection_loss
 from trainer.models import build_detector
-from trainer.models.detector import Detector
+
+__all__ = ["EarlyStopping", "Schedule", "TrainData", "TrainResult", "Trainer", "select_device"]
 
 log = logging.getLogger(__name__)
-
-Event = dict[str, object]
 LOSS_LOG_EVERY = 10
+METRICS_LOG = "metrics.jsonl"  # one line per evaluation (trainer/report.py reads both)
+LOSS_LOG = "loss.jsonl"  # one line every LOSS_LOG_EVERY steps
 
 
 def select_device() -> str:
@@ -50,21 +58,29 @@ def select_device() -> str:
     return "CPU"
 
 
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to `peak`, then cosine decay to zero at `total` steps."""
+@dataclass(frozen=True)
+class Schedule:
+    """The learning rate by progress through the run: linear warm-up to `peak`, then cosine to zero.
 
-    def __init__(self, peak: float, warmup: int, total: int) -> None:
-        self.peak, self.warmup, self.total = peak, max(warmup, 1), max(total, 1)
+    Progress is max(step / steps, seconds / max_seconds), so a job that its time limit ends still
+    gets the whole decay (the low-rate end that tightens boxes) instead of stopping at the peak rate.
+    """
 
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warm = self.peak * step / self.warmup
-        progress = tf.clip_by_value((step - self.warmup) / max(self.total - self.warmup, 1), 0.0, 1.0)
-        cosine = 0.5 * self.peak * (1 + tf.cos(math.pi * progress))
-        return tf.where(step < self.warmup, warm, cosine)
+    peak: float
+    steps: int
+    warmup_steps: int
+    max_seconds: float | None = None  # the run's whole time budget, earlier attempts included
 
-    def get_config(self) -> dict:
-        return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
+    def progress(self, step: int, seconds: float) -> float:
+        by_time = seconds / self.max_seconds if self.max_seconds else 0.0
+        return min(max(step / max(self.steps, 1), by_time), 1.0)
+
+    def __call__(self, step: int, seconds: float = 0.0) -> float:
+        p = self.progress(step, seconds)
+        warm = min(self.warmup_steps, self.steps // 5) / max(self.steps, 1)
+        if p < warm:
+            return self.peak * p / warm
+        return 0.5 * self.peak * (1 + math.cos(math.pi * (p - warm) / max(1 - warm, 1e-9)))
 
 
 @dataclass
@@ -81,71 +97,38 @@ class EarlyStopping:
             self.best, self.without_gain = map50, 0
         else:
             self.without_gain += 1
-        return bool(self.patience) and self.without_gain >= self.patience  # type: ignore[operator]
+        return self.patience is not None and self.patience > 0 and self.without_gain >= self.patience
 
 
 @dataclass
 class TrainData:
     train: list[Sample]
-    val: list[Sample]
+    val: list[Sample]  # chooses the best checkpoint and is what the delivered model is judged on
     cache_dir: Path
+    test: list[Sample] = field(default_factory=list)  # never trained on or used to choose; reported
 
 
-@dataclass
-class TrainResult:
-    steps_completed: int
-    reason: str  # completed | stop_requested | max_time | early_stopping
-    seconds: float
-    checkpoint: Path | None  # latest
-    best_checkpoint: Path | None
-    metrics: dict[str, object] = field(default_factory=dict)  # of the last evaluation
-    images_per_second: float = 0.0
+class StepTimer:
+    """Seconds per step as a moving average; the first step of a run (tracing) is left out."""
 
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.seconds_per_step: float | None = None
+        self.steps = 0
 
-def _save_checkpoint(
-    workdir: Path, step: int, detector: Detector, optimizer: keras.optimizers.Optimizer, extra: dict
-) -> Path:
-    """Write a checkpoint folder atomically (temp folder, then rename) and point `latest` at it."""
-    final = workdir / "checkpoints" / f"step-{step:07d}"
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    detector.network.save_weights(str(tmp / "model.weights.h5"))
-    np.savez(tmp / "optimizer.npz", *[v.numpy() for v in optimizer.variables])
-    detector.config.save(tmp / "config.json")
-    atomic_write(tmp / "state.json", json.dumps({"step": step, **extra}).encode())
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    atomic_write(
-        workdir / "checkpoints" / "latest.json", json.dumps({"path": final.name, "step": step}).encode()
-    )
-    return final
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.steps:
+            dt = now - self.last
+            self.seconds_per_step = (
+                dt if self.seconds_per_step is None else 0.9 * self.seconds_per_step + 0.1 * dt
+            )
+        self.steps += 1
+        self.last = now
 
-
-def latest_checkpoint(workdir: Path) -> Path | None:
-    pointer = Path(workdir) / "checkpoints" / "latest.json"
-    if not pointer.exists():
-        return None
-    path = pointer.parent / json.loads(pointer.read_text())["path"]
-    return path if path.exists() else None
-
-
-def _prune(workdir: Path, keep: set[Path]) -> None:
-    for path in (workdir / "checkpoints").glob("step-*"):
-        if path not in keep:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _restore_optimizer(optimizer: keras.optimizers.Optimizer, variables: Sequence, path: Path) -> None:
-    optimizer.build(variables)
-    with np.load(path / "optimizer.npz") as data:
-        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
-    if len(arrays) != len(optimizer.variables):
-        raise RuntimeError(
-            f"checkpoint {path} has {len(arrays)} optimizer variables, expected {len(optimizer.variables)}"
-        )
-    for var, value in zip(optimizer.variables, arrays, strict=True):
-        var.assign(value)
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
 
 class Trainer:
@@ -163,189 +146,228 @@ class Trainer:
         self.config = config
         self.data = data
         self.workdir = Path(workdir)
+        self.checkpoints = Checkpoints(self.workdir)
         self.on_event = on_event or (lambda e: None)
-        self.should_stop = should_stop or (lambda: False)
+        self.stop_requested = should_stop or (lambda: False)
         self.init_weights = init_weights
 
     def run(self) -> TrainResult:
+        """Train to `config.steps`, or until a stop request, the time budget or early stopping."""
+        cfg = self.config
+        self._prepare()
+        self.on_event(Started(self.step, cfg.steps, self.device))
+        reason = "completed"
+        while self.step < cfg.steps:
+            losses = self._step()
+            stop_requested = self.stop_requested()
+            out_of_time = cfg.max_seconds is not None and self.timer.elapsed >= cfg.max_seconds
+            at_checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+            if at_checkpoint or stop_requested or out_of_time:
+                patience_ran_out = self._evaluate_and_checkpoint(losses)
+                stop = self._should_stop(stop_requested, out_of_time, patience_ran_out)
+                if stop is not None:
+                    reason = stop
+                    break
+        seconds = self.timer.elapsed
+        result = TrainResult(
+            steps_completed=self.step,
+            reason=reason,
+            seconds=seconds,
+            checkpoint=self.latest,
+            best_checkpoint=self.checkpoints.best if self.checkpoints.best.exists() else None,
+            metrics=self.metrics,
+            images_per_second=self.timer.steps * cfg.batch_size / max(seconds, 1e-9),
+        )
+        self.on_event(Finished(result))
+        return result
+
+    # -- the steps of run(), in order ------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Model, optimizer, the checkpoint to resume from (or weights to start from), data."""
         cfg = self.config
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cfg.save(self.workdir / "config.json")
+        cfg.save(self.workdir / CONFIG)
         tf.keras.utils.set_random_seed(cfg.seed)
-        device = select_device()
-        detector = build_detector(cfg)
-        network = detector.network
-        anchors = tf.constant(detector.anchors)
-        schedule = WarmupCosine(cfg.learning_rate, min(cfg.warmup_steps, cfg.steps // 5), cfg.steps)
-        optimizer = keras.optimizers.Adam(learning_rate=schedule, clipnorm=10.0)
-        if device == "GPU":  # float16 gradients need loss scaling
+        if cfg.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.device = select_device()
+        self.detector = build_detector(cfg)
+        self.anchors = tf.constant(self.detector.anchors)
+        # The rate is set before every step from the schedule (it depends on time, which Keras'
+        # schedules cannot see); the optimizer holds it in a variable, so nothing is retraced.
+        optimizer = keras.optimizers.Adam(learning_rate=0.0, clipnorm=10.0)
+        if self.device == "GPU":  # float16 gradients need loss scaling
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-
-        start_step, best_map = 0, -1.0
-        resume = latest_checkpoint(self.workdir)
-        if resume is not None:
-            network.load_weights(str(resume / "model.weights.h5"))
-            _restore_optimizer(optimizer, network.trainable_variables, resume)
-            state = json.loads((resume / "state.json").read_text())
-            start_step, best_map = state["step"], state.get("best_map", -1.0)
-            log.info("resumed from %s at step %s", resume, start_step)
-        elif self.init_weights is not None:
-            network.load_weights(str(self.init_weights))
-            log.info("continuing from model weights %s", self.init_weights)
-
+        self.optimizer = optimizer
+        self.step, best_map, self.seconds_before = self._restore()
+        budget = None if cfg.max_seconds is None else self.seconds_before + cfg.max_seconds
+        self.schedule = Schedule(cfg.learning_rate, cfg.steps, cfg.warmup_steps, budget)
+        self.early = EarlyStopping(cfg.early_stopping_patience, best_map)
+        self.latest = self.checkpoints.latest()
+        self.metrics: dict[str, Any] = {}
         train_cache = ImageCache(self.data.train, cfg.input_size, self.data.cache_dir)
-        val_cache = ImageCache(self.data.val, cfg.input_size, self.data.cache_dir) if self.data.val else None
-        batches = iter(
-            train_dataset(
-                train_cache,
-                self.data.train,
-                detector.anchors,
-                cfg.batch_size,
-                cfg.seed + start_step,
-                cfg.augment,
+        self.val_cache = (
+            ImageCache(self.data.val, cfg.input_size, self.data.cache_dir) if self.data.val else None
+        )
+        self.batches = self._batches(train_cache)
+        self.predict = evaluate.make_predict_fn(self.detector)
+        self.train_step = self._make_train_step()
+        self.timer = StepTimer()
+
+    def _step(self) -> dict[str, float]:
+        """One optimizer step; reports it, and logs the losses every LOSS_LOG_EVERY steps."""
+        cfg = self.config
+        images, targets = next(self.batches)
+        rate = self.schedule(self.step, self.seconds_before + self.timer.elapsed)
+        self.optimizer.learning_rate = rate
+        losses = {k: float(v) for k, v in self.train_step(images, targets).items()}
+        self.step += 1
+        if not math.isfinite(losses["total"] + losses["l2"]):
+            raise FloatingPointError(
+                f"training diverged at step {self.step} (loss {losses['total']}); lower the learning rate"
+            )
+        self.timer.tick()
+        per_step = self.timer.seconds_per_step
+        eta = None
+        if per_step:
+            eta = (cfg.steps - self.step) * per_step
+            if cfg.max_seconds is not None:  # the time limit may come first
+                eta = min(eta, max(cfg.max_seconds - self.timer.elapsed, 0.0))
+        self.on_event(
+            Step(
+                self.step,
+                cfg.steps,
+                losses,
+                cfg.batch_size / per_step if per_step else 0.0,
+                eta,
+                self.timer.elapsed,
+                rate,
             )
         )
-        predict = evaluate.make_predict_fn(detector)
+        if self.step % LOSS_LOG_EVERY == 0 or self.step == cfg.steps:
+            append_line(self.workdir / LOSS_LOG, json.dumps({"step": self.step, **losses}))
+        return losses
+
+    def _evaluate_and_checkpoint(self, losses: dict[str, float]) -> bool:
+        """Evaluate, save a checkpoint (and the best one), prune; True when patience ran out."""
+        if self.val_cache is None:
+            self.metrics = {"step": self.step, "train_loss": losses}
+        else:
+            self.metrics = self._evaluate(self.val_cache, losses)
+        map50 = float(self.metrics.get("map50", 0.0))
+        improved = map50 > self.early.best or self.val_cache is None
+        self.latest = self._save_checkpoint(max(self.early.best, map50))
+        if improved:
+            self.checkpoints.keep_best(self.latest)
+        patience_ran_out = self.val_cache is not None and self.early.update(map50)
+        self.checkpoints.prune()
+        save_samples(self.workdir, self.step, self.predict, self.val_cache, self.data.val, self.config)
+        self.on_event(Checkpoint(self.step, self.metrics, str(self.latest)))
+        return patience_ran_out
+
+    @staticmethod
+    def _should_stop(stop_requested: bool, out_of_time: bool, patience_ran_out: bool) -> str | None:
+        """Why the run ends at this checkpoint (the first that applies), or None to go on."""
+        if stop_requested:
+            return "stop_requested"
+        if out_of_time:
+            return "max_time"
+        if patience_ran_out:
+            return "early_stopping"
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _restore(self) -> tuple[int, float, float]:
+        """Resume from the latest checkpoint, or start from `init_weights`.
+
+        Returns the start step, the best mAP so far and the training seconds already spent.
+        """
+        network = self.detector.network
+        resume = self.checkpoints.latest()
+        if resume is not None:
+            network.load_weights(str(resume / WEIGHTS))
+            _restore_optimizer(self.optimizer, network.trainable_variables, resume)
+            state = json.loads((resume / STATE).read_text())
+            log.info("resumed from %s at step %s", resume, state["step"])
+            return state["step"], state.get("best_map", -1.0), state.get("seconds", 0.0)
+        if self.init_weights is not None:
+            network.load_weights(str(self.init_weights))
+            log.info("continuing from model weights %s", self.init_weights)
+        return 0, -1.0, 0.0
+
+    def _batches(self, cache: ImageCache) -> Iterator[Any]:
+        cfg = self.config
+        dataset = train_dataset(
+            cache, self.data.train, self.detector.anchors, cfg.batch_size, cfg.seed + self.step, cfg.augment
+        )
+        return iter(dataset)
+
+    def _make_train_step(self) -> Callable[[Any, Any], dict[str, tf.Tensor]]:
+        network, optimizer, anchors = self.detector.network, self.optimizer, self.anchors
 
         @tf.function(reduce_retracing=True)
         def train_step(images, targets):
             box_t, cls_t, weights = targets
             with tf.GradientTape() as tape:
                 box_p, logits = network(images, training=True)
-                losses = detection_loss(
-                    box_p, logits, box_t, cls_t, weights, anchors, float(cfg.extras.get("giou_weight", 1.0))
-                )
-                reg = tf.add_n(network.losses) if network.losses else 0.0
-                total = losses["total"] + reg
-            grads = tape.gradient(total, network.trainable_variables)
+                losses = detection_loss(box_p, logits, box_t, cls_t, weights, anchors)
+                # Weight decay is optimized but kept out of "total", which is what validation measures.
+                l2 = tf.add_n(network.losses) if network.losses else tf.constant(0.0)
+                objective = losses["total"] + l2
+            grads = tape.gradient(objective, network.trainable_variables)
             optimizer.apply_gradients(zip(grads, network.trainable_variables, strict=True))
-            return {**losses, "total": total}
+            return {**losses, "l2": l2}
 
-        step, reason = start_step, "completed"
-        started = time.monotonic()
-        images_seen, last_tick = 0, time.monotonic()
-        step_seconds: float | None = None  # moving average; the first step (tracing) is left out
-        latest = resume
-        best_path = self._best_path()
-        early = EarlyStopping(cfg.early_stopping_patience, best_map)
-        metrics: dict[str, object] = {}
-        self.on_event({"kind": "started", "step": step, "steps": cfg.steps, "device": device})
-        while step < cfg.steps:
-            images, targets = next(batches)
-            losses = {k: float(v) for k, v in train_step(images, targets).items()}
-            step += 1
-            images_seen += cfg.batch_size
-            if not math.isfinite(losses["total"]):
-                raise FloatingPointError(
-                    f"training diverged at step {step} (loss {losses['total']}); lower the learning rate"
-                )
-            elapsed = time.monotonic() - started
-            now = time.monotonic()
-            if step > start_step + 1:
-                dt = now - last_tick
-                step_seconds = dt if step_seconds is None else 0.9 * step_seconds + 0.1 * dt
-            last_tick = now
-            rate = cfg.batch_size / step_seconds if step_seconds else 0.0
-            eta = (cfg.steps - step) * step_seconds if step_seconds else None
-            self.on_event(
-                {
-                    "kind": "step",
-                    "step": step,
-                    "steps": cfg.steps,
-                    "loss": losses,
-                    "images_per_second": rate,
-                    "eta_seconds": eta,
-                    "elapsed_seconds": elapsed,
-                    "learning_rate": float(optimizer.learning_rate),
-                }
-            )  # at the restored iteration count
-            if step % LOSS_LOG_EVERY == 0 or step == cfg.steps:
-                append_line(self.workdir / "loss.jsonl", json.dumps({"step": step, **losses}))
-            stop = self.should_stop()
-            out_of_time = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
-            at_checkpoint = step % cfg.checkpoint_every == 0 or step == cfg.steps
-            if at_checkpoint or stop or out_of_time:
-                metrics = (
-                    self._evaluate(predict, val_cache, detector, losses, anchors, step)
-                    if val_cache
-                    else {"step": step, "train_loss": losses}
-                )
-                map50 = float(metrics.get("map50", 0.0))  # type: ignore[arg-type]
-                improved = map50 > best_map or val_cache is None
-                best_map = max(best_map, map50)
-                latest = _save_checkpoint(
-                    self.workdir, step, detector, optimizer, {"best_map": best_map, "metrics": metrics}
-                )
-                if improved:
-                    shutil.rmtree(best_path, ignore_errors=True)
-                    shutil.copytree(latest, best_path)
-                patience_ran_out = val_cache is not None and early.update(map50)
-                _prune(self.workdir, {latest})
-                self.on_event({"kind": "checkpoint", "step": step, "metrics": metrics, "path": str(latest)})
-                if stop:
-                    reason = "stop_requested"
-                    break
-                if out_of_time:
-                    reason = "max_time"
-                    break
-                if patience_ran_out:
-                    reason = "early_stopping"
-                    break
-        seconds = time.monotonic() - started
-        result = TrainResult(
-            step,
-            reason,
-            seconds,
-            latest,
-            best_path if best_path.exists() else None,
-            metrics,
-            images_seen / max(seconds, 1e-9),
-        )
-        self.on_event({"kind": "finished", **{k: v for k, v in asdict(result).items() if k != "metrics"}})
-        return result
+        return train_step
 
-    def _best_path(self) -> Path:
-        return self.workdir / "checkpoints" / "best"
-
-    def _evaluate(
-        self, predict, val_cache: ImageCache, detector: Detector, train_losses: dict, anchors, step: int
-    ) -> dict[str, object]:
-        images = val_cache.images
-        detections = evaluate.detect(predict, images)
+    def _evaluate(self, val_cache: ImageCache, train_losses: dict[str, float]) -> dict[str, Any]:
+        labels = self.detector.config.labels
+        detections = evaluate.detect(self.predict, val_cache.images)
         truths = [(s.boxes, s.classes) for s in self.data.val]
-        metrics = evaluate.coco_metrics(
-            truths, detections, detector.config.labels, detector.config.score_threshold
-        )
-        metrics["val_loss"] = self._val_loss(detector, val_cache, anchors)
+        metrics = evaluate.coco_metrics(truths, detections, labels, self.detector.config.score_threshold)
+        metrics["val_loss"] = evaluate.validation_loss(self.detector, val_cache, self.data.val, self.anchors)
         metrics["train_loss"] = train_losses
-        metrics["step"] = step
-        append_line(self.workdir / "metrics.jsonl", json.dumps(metrics))
+        metrics["step"] = self.step
+        append_line(self.workdir / METRICS_LOG, json.dumps(metrics))
         with tf.summary.create_file_writer(str(self.workdir / "tensorboard")).as_default():
-            tf.summary.scalar("map50", metrics["map50"], step=step)
-            tf.summary.scalar("map50_95", metrics["map50_95"], step=step)
-            tf.summary.scalar("val_loss", metrics["val_loss"], step=step)
-            tf.summary.scalar("train_loss", train_losses["total"], step=step)
+            tf.summary.scalar("map50", metrics["map50"], step=self.step)
+            tf.summary.scalar("map50_95", metrics["map50_95"], step=self.step)
+            tf.summary.scalar("val_loss", metrics["val_loss"], step=self.step)
+            tf.summary.scalar("train_loss", train_losses["total"], step=self.step)
         return metrics
 
-    def _val_loss(self, detector: Detector, cache: ImageCache, anchors) -> float:
-        from trainer import box_coder
+    def _save_checkpoint(self, best_map: float) -> Path:
+        """Write a checkpoint folder atomically (staging folder, then rename) and point `latest` at it."""
+        tmp = self.checkpoints.staging(self.step)
+        self.detector.network.save_weights(str(tmp / WEIGHTS))
+        np.savez(tmp / OPTIMIZER, *[v.numpy() for v in _optimizer_state(self.optimizer)])
+        self.detector.config.save(tmp / CONFIG)
+        state = {
+            "step": self.step,
+            "best_map": best_map,
+            "metrics": self.metrics,
+            "seconds": self.seconds_before + self.timer.elapsed,  # the schedule's clock on resume
+        }
+        atomic_write(tmp / STATE, json.dumps(state).encode())
+        return self.checkpoints.commit(tmp, self.step)
 
-        totals = []
-        for start in range(0, len(cache), 16):
-            idx = range(start, min(start + 16, len(cache)))
-            images = tf.constant(np.asarray(cache.images[start : start + 16]), tf.float32)
-            matched = [
-                box_coder.match(
-                    tf.constant(self.data.val[i].boxes.reshape(-1, 4)),
-                    tf.constant(self.data.val[i].classes),
-                    anchors,
-                )
-                for i in idx
-            ]
-            box_t, cls_t, w = (tf.stack(x) for x in zip(*matched, strict=True))
-            box_p, logits = detector.network(images, training=False)
-            totals.append(float(detection_loss(box_p, logits, box_t, cls_t, w, anchors)["total"]) * len(idx))
-        return sum(totals) / max(len(cache), 1)
+
+def _restore_optimizer(optimizer: keras.optimizers.Optimizer, variables: Sequence, path: Path) -> None:
+    optimizer.build(variables)
+    state = _optimizer_state(optimizer)
+    with np.load(path / OPTIMIZER) as data:
+        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
+    if len(arrays) != len(state):
+        raise RuntimeError(f"checkpoint {path} has {len(arrays)} optimizer variables, expected {len(state)}")
+    for var, value in zip(state, arrays, strict=True):
+        var.assign(value)
+
+
+def _optimizer_state(optimizer: keras.optimizers.Optimizer) -> list:
+    """The optimizer's variables that a checkpoint keeps: not the learning rate, which the schedule sets."""
+    return [v for v in optimizer.variables if v.name != "learning_rate"]
 
 
 def append_line(path: Path, line: str) -> None:

@@ -107,7 +107,7 @@ class Worker:
                 run.process.join(30)
                 if run.process.is_alive():
                     run.process.kill()
-            released = jobs.release(self.worker_id)
+            released = services.recovery.release(self.worker_id)
             if released:
                 log.info("worker %s handed jobs %s back to the queue", self.worker_id, released)
             services.close()
@@ -137,13 +137,13 @@ class Worker:
         if exitcode == -signal.SIGKILL:
             message = (
                 "The training process was killed, most likely because it ran out of memory (or made no "
-                f"progress for {self.settings.stall_seconds:.0f} s). Start it again with a smaller batch "
+                f"progress for {self.settings.stall_seconds:.0f} s). Retry the job with a smaller batch "
                 f"size than {job.batch_size}."
             )
         else:
-            message = f"The training process ended unexpectedly (exit code {exitcode}). Start the job again."
+            message = f"The training process ended unexpectedly (exit code {exitcode}). Retry the job."
         if job.steps_completed:
-            message += " Its last checkpoint is kept."
+            message += " Its last checkpoint is kept: a retry resumes from it."
         with contextlib.suppress(IllegalTransition):
             jobs.finish(job_id, JobState.FAILED, {"reason": message}, error=message)
         log.error("job #%s: %s", job_id, message)

@@ -7,4 +7,5 @@ EXTENSIONS = (
     "bot.cogs.train",
     "bot.cogs.model",
     "bot.cogs.budget",
+    "bot.cogs.help",
 )

@@ -26,9 +26,10 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="Train
         b = self.bot.services.budget
         entries = b.entries(team)
         lines = [f"`{e.at:%Y-%m-%d}` {e.minutes:+g} min: {e.reason}" for e in entries[-10:]]
+        operators = self.bot.settings.operators()
         embed = discord.Embed(
             title=f"{b.balance(team):g} training minutes left",
-            description="\n".join(lines),
+            description="\n".join([*lines, "", f"More minutes: ask {operators}."]),
             colour=discord.Colour.blurple(),
         )
         embed.set_footer(text=f"{len(entries)} ledger lines; starting a job reserves its max minutes")
@@ -41,7 +42,9 @@ class BudgetCog(commands.GroupCog, group_name="budget", group_description="Train
     ) -> None:
         """FieldLens operators only: give a team more training minutes."""
         if interaction.user.id not in self.bot.settings.admin_user_ids:
-            raise NotAllowed("Only FieldLens operators may grant minutes. Ask them in the support server.")
+            raise NotAllowed(
+                f"Only FieldLens operators may grant minutes. Ask {self.bot.settings.operators()}."
+            )
         team = server.strip() or team_of(interaction)
         left = self.bot.services.budget.grant(team, minutes, f"by {interaction.user} in Discord")
         await interaction.response.send_message(

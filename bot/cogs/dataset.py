@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,8 +14,10 @@ from discord.ext import commands
 
 from bot.checks import require_editor, team_of
 from bot.download import DownloadRefused, fetch_to_file
-from bot.ui import Confirm, dataset_embed
+from bot.shared import dataset_list, dataset_names
+from bot.ui import Confirm, dataset_embed, with_pages
 from bot.work import in_thread
+from edge.draw import contact_sheet
 from storage.datasets import DatasetReport
 from storage.errors import OutOfRange, UserError
 from storage.services import Services
@@ -25,25 +28,47 @@ if TYPE_CHECKING:
 
 def _ingest(services: Services, team: str, name: str, path: Path) -> tuple[DatasetReport, bytes]:
     report = services.datasets.add(team, name, path)
-    return report, services.datasets.preview(team, name)
+    return report, contact_sheet(*services.datasets.preview_images(team, name))
 
 
 def _preview(services: Services, team: str, name: str) -> bytes:
-    return services.datasets.preview(team, name)
+    return contact_sheet(*services.datasets.preview_images(team, name))
 
 
-async def dataset_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    if interaction.guild_id is None:
-        return []
-    bot: FieldLensBot = interaction.client  # type: ignore[assignment]
-    names = [d.name for d in bot.services.datasets.list_team(str(interaction.guild_id))]
-    return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
+def _report(services: Services, team: str, name: str) -> DatasetReport:
+    return services.datasets.report(team, name)
+
+
+def _combine(services: Services, team: str, name: str, names: list[str]) -> DatasetReport:
+    return services.datasets.combine(team, name, names)
+
+
+def _delete(services: Services, team: str, name: str) -> None:
+    services.datasets.delete(team, name)
 
 
 @app_commands.guild_only()
 class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upload and inspect datasets."):
+    REPORTS_KEPT = 64
+
     def __init__(self, bot: FieldLensBot) -> None:
         self.bot = bot
+        # A stored dataset never changes (combining makes a new one), so its report, which reads every
+        # image row, is computed once, off the event loop, and kept by dataset id.
+        self.reports: OrderedDict[int, DatasetReport] = OrderedDict()
+
+    def _keep(self, report: DatasetReport) -> DatasetReport:
+        self.reports[report.dataset.id] = report
+        self.reports.move_to_end(report.dataset.id)
+        while len(self.reports) > self.REPORTS_KEPT:
+            self.reports.popitem(last=False)
+        return report
+
+    async def report(self, team: str, name: str) -> DatasetReport:
+        dataset = self.bot.services.datasets.get(team, name)  # NotFound at once
+        if dataset.id in self.reports:
+            return self._keep(self.reports[dataset.id])
+        return self._keep(await in_thread(self.bot.settings, _report, team, name))
 
     @app_commands.command()
     @app_commands.describe(
@@ -91,23 +116,32 @@ class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upl
                     self.bot.settings.allow_private_urls,
                 )
             report, preview = await in_thread(self.bot.settings, _ingest, team, name, path)
+        self._keep(report)
         await interaction.followup.send(
             f"Stored dataset **{report.dataset.name}**. Train on it with `/train start`.",
-            embed=dataset_embed(report).set_image(url="attachment://preview.png"),
+            embed=dataset_embed(report, self.bot.page(team, f"/datasets/{report.dataset.id}")).set_image(
+                url="attachment://preview.png"
+            ),
             file=discord.File(io.BytesIO(preview), "preview.png"),
         )
 
     @app_commands.command(name="list")
     async def list_(self, interaction: discord.Interaction) -> None:
         """List the team's datasets."""
-        datasets = self.bot.services.datasets.list_team(team_of(interaction))
+        team = team_of(interaction)
+        datasets = self.bot.services.datasets.list_team(team)
         lines = [
-            f"**{d.name}** (#{d.id}): {d.image_count} images, {d.box_count} boxes, labels "
+            f"**{d.name}**: {d.image_count} images, {d.box_count} boxes, labels "
             f"{', '.join(f'`{k}`' for k in d.label_counts)}"
             for d in datasets
         ]
+        if not lines:
+            await interaction.response.send_message(
+                "No datasets yet. Upload one with `/dataset upload`.", ephemeral=True
+            )
+            return
         await interaction.response.send_message(
-            "\n".join(lines)[:1900] or "No datasets yet. Upload one with `/dataset upload`.", ephemeral=True
+            with_pages("\n".join(lines), self.bot.page(team, "/dashboard")), ephemeral=True
         )
 
     @app_commands.command()
@@ -115,8 +149,10 @@ class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upl
     @app_commands.autocomplete(name=dataset_names)
     async def info(self, interaction: discord.Interaction, name: str) -> None:
         """The validation report of a dataset: counts per label, warnings and advice."""
-        report = self.bot.services.datasets.report(team_of(interaction), name)
-        await interaction.response.send_message(embed=dataset_embed(report), ephemeral=True)
+        team = team_of(interaction)
+        report = await self.report(team, name)
+        page = self.bot.page(team, f"/datasets/{report.dataset.id}")
+        await interaction.response.send_message(embed=dataset_embed(report, page), ephemeral=True)
 
     @app_commands.command()
     @app_commands.describe(name="The dataset")
@@ -135,6 +171,7 @@ class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upl
     @app_commands.describe(
         name="Name of the new dataset", datasets="Datasets to combine, separated by commas"
     )
+    @app_commands.autocomplete(datasets=dataset_list)
     async def combine(self, interaction: discord.Interaction, name: str, datasets: str) -> None:
         """Combine datasets with identical labels into a new one (the originals stay)."""
         team = team_of(interaction)
@@ -142,8 +179,12 @@ class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upl
         names = [n.strip() for n in datasets.split(",") if n.strip()]
         if len(names) < 2:
             raise OutOfRange("Name at least two datasets to combine, separated by commas.")
-        report = self.bot.services.datasets.combine(team, name, names)
-        await interaction.response.send_message(f"Combined {', '.join(names)}.", embed=dataset_embed(report))
+        await interaction.response.defer(thinking=True)
+        report = self._keep(await in_thread(self.bot.settings, _combine, team, name, names))
+        await interaction.followup.send(
+            f"Combined {', '.join(names)} into **{report.dataset.name}**.",
+            embed=dataset_embed(report, self.bot.page(team, f"/datasets/{report.dataset.id}")),
+        )
 
     @app_commands.command()
     @app_commands.describe(name="The dataset to delete")
@@ -155,12 +196,13 @@ class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upl
         dataset = self.bot.services.datasets.get(team, name)
 
         async def confirmed(button_interaction: discord.Interaction) -> None:
+            await button_interaction.response.defer()  # removing images takes a while; answer first
             try:
-                self.bot.services.datasets.delete(team, name)
+                await in_thread(self.bot.settings, _delete, team, name)
             except UserError as e:
-                await button_interaction.response.edit_message(content=str(e), view=None)
+                await button_interaction.edit_original_response(content=str(e), view=None)
                 return
-            await button_interaction.response.edit_message(content=f"Deleted dataset **{name}**.", view=None)
+            await button_interaction.edit_original_response(content=f"Deleted dataset **{name}**.", view=None)
 
         await interaction.response.send_message(
             f"Delete dataset **{name}** ({dataset.image_count} images)? This cannot be undone.",

@@ -1,9 +1,11 @@
-"""The one error handler for every slash command.
+"""The one error handler for every slash command and every button (views and the Stop button hand
+their errors here through `bot.ui.report_error`).
 
     UserError (anything the user can fix)   -> the sentence itself, ephemeral
     a check failed (DMs, missing permission) -> what is needed, ephemeral
-    anything else                            -> "Something went wrong (ref a1b2c3)", ephemeral;
-                                                the traceback goes to the log under the same ref
+    anything else                            -> "Something went wrong (ref a1b2c3). Tell <who runs
+                                                this FieldLens> this ref.", ephemeral; the traceback
+                                                goes to the log under the same ref
 Whether the interaction was already answered (deferred, say), the reply is a follow-up then.
 """
 
@@ -28,7 +30,15 @@ async def reply(interaction: discord.Interaction, text: str) -> None:
         await interaction.response.send_message(text, ephemeral=True)
 
 
-async def on_app_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+def _what(interaction: discord.Interaction) -> str:
+    """The command or button that failed, for the log."""
+    if interaction.command is not None:
+        return f"command {interaction.command.qualified_name}"
+    data: dict[str, object] = dict(interaction.data or {})
+    return f"component {data.get('custom_id', '?')}"
+
+
+async def on_app_command_error(interaction: discord.Interaction, error: Exception) -> None:
     original = getattr(error, "original", error)
     if isinstance(original, UserError):
         text = str(original)
@@ -42,13 +52,9 @@ async def on_app_command_error(interaction: discord.Interaction, error: app_comm
         text = f"{error.value!r} is not a valid value for this option."
     else:
         ref = secrets.token_hex(3)
-        log.error(
-            "command %s failed (ref %s)",
-            getattr(interaction.command, "qualified_name", "?"),
-            ref,
-            exc_info=original,
-        )
-        text = f"Something went wrong (ref {ref}). Tell the FieldLens admins this ref."
+        log.error("%s failed (ref %s)", _what(interaction), ref, exc_info=original)
+        operators = interaction.client.settings.operators()  # type: ignore[attr-defined]
+        text = f"Something went wrong (ref {ref}). Tell {operators} this ref."
     try:
         await reply(interaction, text)
     except discord.HTTPException:

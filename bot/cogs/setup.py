@@ -1,12 +1,18 @@
-"""`/fieldlens setup`: the team's notification channel and the role allowed to change things."""
+"""`/fieldlens setup`: the team's notification channel and the role allowed to change things;
+`/fieldlens dashboard`: a fresh link to the team's pages."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.checks import team_of
+
+if TYPE_CHECKING:
+    from bot.client import FieldLensBot
 
 
 class Setup(commands.GroupCog, group_name="fieldlens", group_description="Set FieldLens up for this team."):
@@ -33,6 +39,21 @@ class Setup(commands.GroupCog, group_name="fieldlens", group_description="Set Fi
             "may upload, train and delete.",
             ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @app_commands.command(name="dashboard")
+    @app_commands.guild_only()
+    async def dashboard(self, interaction: discord.Interaction) -> None:
+        """A fresh link to your team's pages: jobs with live charts, models, datasets."""
+        team = team_of(interaction)
+        bot: FieldLensBot = self.bot  # type: ignore[assignment]
+        days = bot.settings.page_link_minutes / (24 * 60)
+        lifetime = f"{days:g} days" if days >= 1 else f"{bot.settings.page_link_minutes} min"
+        await interaction.response.send_message(
+            "Your team's pages (every job with live charts and its log, every model with its downloads, "
+            f"every dataset with its photos); the link works for {lifetime}, for anyone you give it to: "
+            f"<{bot.page(team, '/dashboard')}>",
+            ephemeral=True,
         )
 
 

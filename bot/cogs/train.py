@@ -1,10 +1,8 @@
-"""`/train start|stop|status|list|continue`: jobs for the worker, with a live progress message."""
+"""`/train start|stop|status|list|continue|retry`: jobs for the worker, with a live progress message."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
@@ -12,40 +10,27 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.checks import require_editor, team_of
-from bot.cogs.dataset import dataset_names
-from bot.ui import Confirm, job_embed, plan_embed, stop_view
-from storage.domain import JobState
+from bot.shared import dataset_list, job_ids, model_ids, stop_job
+from bot.ui import RETRYABLE, Confirm, job_embed, plan_embed, stop_view, with_pages
+from bot.work import in_thread
+from storage.domain import Job, JobState
 from storage.errors import OutOfRange
-from storage.plan import MODELS
+from storage.job_retry import retry_job
+from storage.model_folder import ModelFolder
+from storage.plan import MODELS, suggested_steps
+from storage.services import Services
+from storage.wording import model_choice
 
 if TYPE_CHECKING:
     from bot.client import FieldLensBot
 
-MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in MODELS]
+MODEL_CHOICES = [app_commands.Choice(name=model_choice(m)[:100], value=m) for m in MODELS]
 
 
-async def job_ids(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
-    if interaction.guild_id is None:
-        return []
-    bot: FieldLensBot = interaction.client  # type: ignore[assignment]
-    jobs = bot.services.jobs.list_team(str(interaction.guild_id), limit=25)
-    return [
-        app_commands.Choice(name=f"#{j.id} {j.state} {j.description}"[:100], value=j.id)
-        for j in jobs
-        if current in str(j.id)
-    ]
-
-
-async def model_ids(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
-    if interaction.guild_id is None:
-        return []
-    bot: FieldLensBot = interaction.client  # type: ignore[assignment]
-    models = bot.services.models.list_team(str(interaction.guild_id))[::-1][:25]
-    return [
-        app_commands.Choice(name=f"#{m.id} {m.name}"[:100], value=m.id)
-        for m in models
-        if current in str(m.id)
-    ]
+def _retry(
+    services: Services, team: str, job_id: int, batch_size: int | None, max_minutes: int | None, user: int
+) -> Job:
+    return retry_job(services.jobs, team, job_id, batch_size, max_minutes, {"discord_user_id": user})
 
 
 @app_commands.guild_only()
@@ -58,83 +43,149 @@ class Train(commands.GroupCog, group_name="train", group_description="Train dete
         interaction: discord.Interaction,
         names: list[str],
         model: str,
-        steps: int,
+        steps: int | None,
         max_minutes: int,
         description: str,
         from_model: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
-        """Show the plan with Start and Cancel; Start queues the job and makes the message its progress."""
+        """Show the plan with Start and Cancel; Start queues the job and makes the message its progress.
+
+        Without `steps`, the plan suggests them from the datasets' size (about 100 epochs).
+        """
         team = team_of(interaction)
         s = self.bot.services
         require_editor(interaction, s.teams.get(team))
         config = dict(self.bot.settings.job_defaults)
-        batch = int(config.pop("batch_size", 32))
-        plan, _, _ = s.jobs.plan(
-            team, names, model, steps, batch, max_minutes, int(config.get("checkpoint_every", 100))
-        )
+        default_batch = int(config.pop("batch_size", 32))
+        batch = batch_size or default_batch
+        every = int(config.get("checkpoint_every", 100))
+        plan, _, _ = s.jobs.plan(team, names, model, steps or every, batch, max_minutes, every)
+        if steps is None:
+            steps = suggested_steps(plan.train_images, plan.batch_size, every)
+            plan, _, _ = s.jobs.plan(team, names, model, steps, batch, max_minutes, every)
         left = s.budget.balance(team)
+        chosen_steps = steps
 
         async def start(button: discord.Interaction) -> None:
             job = s.jobs.create(
-                team, names, model, steps, batch, max_minutes, description, from_model, config
+                team,
+                names,
+                model,
+                chosen_steps,
+                batch,
+                max_minutes,
+                description,
+                from_model,
+                {**config, "discord_user_id": button.user.id},
             )
             if job.state == JobState.TRY_AGAIN_LATER:
-                reason = s.jobs.events(job.id)[-1].data.get("reason", "")
-                await button.response.edit_message(
-                    content=f"Job #{job.id}: TRY_AGAIN_LATER. {reason}", embed=None, view=None
-                )
+                await button.response.edit_message(content=self._later(job), embed=None, view=None)
                 return
-            await button.response.edit_message(content=None, embed=job_embed(job, {}), view=stop_view(job))
-            s.notices.add(
-                job.id,
-                button.channel_id,
-                button.message.id if button.message else None,
-                button.application_id,
-                button.token,
-                datetime.now(UTC),
+            page = self.bot.page(team, f"/jobs/{job.id}")
+            await button.response.edit_message(
+                content=None, embed=job_embed(job, {}, page), view=stop_view(job)
             )
+            self._follow(button, job, button.message.id if button.message else None)
 
         await interaction.response.send_message(
-            embed=plan_embed(names, model, plan, max_minutes, left),
+            embed=plan_embed(names, model, plan, max_minutes, left, every),
             view=Confirm(interaction.user.id, "Start", start),
+        )
+
+    def _later(self, job: Job) -> str:
+        reason = self.bot.services.jobs.events(job.id)[-1].data.get("reason", "")
+        page = self.bot.page(job.team_id, f"/jobs/{job.id}")
+        return f"Job {job.id}: TRY_AGAIN_LATER. {reason} (`/train retry job:{job.id}`) <{page}>"
+
+    def _follow(self, interaction: discord.Interaction, job: Job, message_id: int | None) -> None:
+        """Make `message_id` the job's live progress message (the notifier edits it and posts news)."""
+        self.bot.services.notices.add(
+            job.id,
+            interaction.channel_id,
+            message_id,
+            interaction.application_id,
+            interaction.token,
+            datetime.now(UTC),
         )
 
     @app_commands.command()
     @app_commands.describe(
         datasets="Datasets to train on (identical labels), separated by commas",
-        model="Detector architecture",
-        steps="Training steps (checkpoints every 100)",
+        model="Detector: the default suits most robots",
+        steps="Training steps; leave empty for about 100 epochs of your images (checkpoints every 100)",
+        batch_size="Images per step (default 32); halve it if a job ran out of memory",
         max_minutes="Most training minutes, reserved from the team's budget; unused ones come back",
         description="A note to recognise the job by",
     )
     @app_commands.choices(model=MODEL_CHOICES)
-    @app_commands.autocomplete(datasets=dataset_names)
+    @app_commands.autocomplete(datasets=dataset_list)
     async def start(
         self,
         interaction: discord.Interaction,
         datasets: str,
         model: str = MODELS[0],
-        steps: app_commands.Range[int, 1, 200_000] = 1000,
+        steps: app_commands.Range[int, 1, 200_000] | None = None,
+        batch_size: app_commands.Range[int, 1, 512] | None = None,
         max_minutes: app_commands.Range[int, 1, 1440] = 60,
         description: str = "",
     ) -> None:
         """Plan a training job: see batch size, epochs, time and budget, then press Start."""
         names = [n.strip() for n in datasets.split(",") if n.strip()]
-        await self._offer(interaction, names, model, steps, max_minutes, description)
+        await self._offer(interaction, names, model, steps, max_minutes, description, batch_size=batch_size)
+
+    @app_commands.command()
+    @app_commands.describe(
+        job="The ended job (FAILED, STOPPED, CANCELED or TRY_AGAIN_LATER)",
+        batch_size="Images per step (default: the job's); halve it after an out-of-memory failure",
+        max_minutes="Most training minutes to reserve (default: the job's)",
+    )
+    @app_commands.autocomplete(job=job_ids)
+    async def retry(
+        self,
+        interaction: discord.Interaction,
+        job: int,
+        batch_size: app_commands.Range[int, 1, 512] | None = None,
+        max_minutes: app_commands.Range[int, 1, 1440] | None = None,
+    ) -> None:
+        """Run an ended job again as a new job, from its last checkpoint when it has one."""
+        team = team_of(interaction)
+        s = self.bot.services
+        require_editor(interaction, s.teams.get(team))
+        old = s.jobs.get(team, job)
+        if old.state not in RETRYABLE:
+            retry_job(s.jobs, team, job)  # raises the sentence that says why, before deferring
+        await interaction.response.defer(thinking=True)
+        new = await in_thread(
+            self.bot.settings, _retry, team, job, batch_size, max_minutes, interaction.user.id
+        )
+        if new.state == JobState.TRY_AGAIN_LATER:
+            await interaction.followup.send(self._later(new))
+            return
+        step = new.config.get("resume_step")
+        where = f"from its checkpoint at step {step}" if step else "from the start"
+        message = await interaction.followup.send(
+            f"Job {new.id} retries job {old.id} {where}; {new.max_minutes} min are reserved.",
+            embed=job_embed(new, {}, self.bot.page(team, f"/jobs/{new.id}")),
+            view=stop_view(new) or discord.utils.MISSING,
+            wait=True,
+        )
+        self._follow(interaction, new, message.id)
 
     @app_commands.command(name="continue")
     @app_commands.describe(
-        model="The model to train more",
-        steps="More training steps",
+        model="The model to train more (type its number or part of its name)",
+        steps="More training steps; leave empty for about 100 epochs of the datasets",
         max_minutes="Most training minutes, reserved from the budget",
         datasets="Datasets (default: the ones the model was trained on), separated by commas",
     )
     @app_commands.autocomplete(model=model_ids)
+    @app_commands.autocomplete(datasets=dataset_list)
     async def continue_(
         self,
         interaction: discord.Interaction,
         model: int,
-        steps: app_commands.Range[int, 1, 200_000] = 1000,
+        steps: app_commands.Range[int, 1, 200_000] | None = None,
         max_minutes: app_commands.Range[int, 1, 1440] = 60,
         datasets: str = "",
     ) -> None:
@@ -150,28 +201,17 @@ class Train(commands.GroupCog, group_name="train", group_description="Train dete
                 )
             job = s.jobs.get(team, parent.job_id)
             names = [s.datasets.get_by_id(team, i).name for i in job.dataset_ids]
-        architecture = json.loads((Path(parent.path) / "manifest.json").read_text())["model"]
+        architecture = ModelFolder(parent.path).manifest().model
         await self._offer(
-            interaction, names, architecture, steps, max_minutes, f"more training of model #{model}", model
+            interaction, names, architecture, steps, max_minutes, f"more training of model {model}", model
         )
-
-    async def stop_job(self, interaction: discord.Interaction, job_id: int) -> None:
-        team = team_of(interaction)
-        require_editor(interaction, self.bot.services.teams.get(team))
-        job = self.bot.services.jobs.request_stop(team, job_id)
-        text = (
-            f"Job #{job.id} was canceled before it started; its minutes are back."
-            if job.state == JobState.CANCELED
-            else f"Stopping job #{job.id}: it saves a checkpoint within a step and delivers what it has."
-        )
-        await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command()
     @app_commands.describe(job="The job to stop")
     @app_commands.autocomplete(job=job_ids)
     async def stop(self, interaction: discord.Interaction, job: int) -> None:
         """Stop a job: queued ones are canceled, running ones keep their last checkpoint."""
-        await self.stop_job(interaction, job)
+        await stop_job(interaction, job)
 
     @app_commands.command()
     @app_commands.describe(job="The job (default: the team's newest)")
@@ -187,18 +227,26 @@ class Train(commands.GroupCog, group_name="train", group_description="Train dete
             job = newest[0].id
         found = s.jobs.get(team, job)
         await interaction.response.send_message(
-            embed=job_embed(found, s.jobs.last_progress(found.id)), ephemeral=True
+            embed=job_embed(found, s.jobs.last_progress(found.id), self.bot.page(team, f"/jobs/{found.id}")),
+            ephemeral=True,
         )
 
     @app_commands.command(name="list")
     async def list_(self, interaction: discord.Interaction) -> None:
         """The team's jobs, newest first."""
-        jobs = self.bot.services.jobs.list_team(team_of(interaction), limit=20)
+        team = team_of(interaction)
+        jobs = self.bot.services.jobs.list_team(team, limit=20)
         lines = [
-            f"#{j.id} **{j.state}** {j.steps_completed}/{j.steps} steps {j.description}".strip() for j in jobs
+            f"job {j.id} **{j.state}** {j.steps_completed}/{j.steps} steps {j.description}".strip()
+            for j in jobs
         ]
+        if not lines:
+            await interaction.response.send_message(
+                "No jobs yet. Start one with `/train start`.", ephemeral=True
+            )
+            return
         await interaction.response.send_message(
-            "\n".join(lines)[:1900] or "No jobs yet. Start one with `/train start`.", ephemeral=True
+            with_pages("\n".join(lines), self.bot.page(team, "/dashboard")), ephemeral=True
         )
 
 

@@ -6,16 +6,18 @@ from pathlib import Path
 
 import click
 
+from edge.draw import contact_sheet
 from fieldlens.cli.common import State, emit, json_option, team_option
-from storage.datasets import DatasetReport
+from storage.datasets import DatasetReport, split_counts
 from storage.voc.synth import make_voc_zip
 
 
 def format_report(report: DatasetReport) -> str:
     d = report.dataset
     lines = [
-        f"Dataset {d.name!r}: {d.image_count} images ({report.train_images} train, {report.val_images} "
-        f"validation), {d.box_count} boxes, {report.negative_images} without objects.",
+        f"Dataset {d.name!r}: {d.image_count} images ({split_counts(report)}), {d.box_count} boxes, "
+        f"{report.negative_images} without objects.",
+        f"Read as: {d.layout} export." + (f" {d.split_note}" if d.split_note else ""),
         "",
         f"  {'label':<24} {'images':>7} {'boxes':>7}",
     ]
@@ -66,7 +68,7 @@ def list_(state: State, team: str, as_json: bool) -> None:
     emit(data, text)
 
 
-@dataset.command("show")
+@dataset.command("info")
 @click.argument("name")
 @team_option
 @json_option
@@ -88,7 +90,7 @@ def show(state: State, name: str, team: str, as_json: bool) -> None:
 @click.pass_obj
 def preview(state: State, name: str, out: Path, count: int, team: str, as_json: bool) -> None:
     """Write a PNG contact sheet of dataset NAME with its boxes drawn."""
-    png = state.services.datasets.preview(team, name, count)
+    png = contact_sheet(*state.services.datasets.preview_images(team, name, count))
     out.write_bytes(png)
     emit({"path": str(out), "bytes": len(png)}, f"Wrote {out}")
 

@@ -7,15 +7,17 @@ prints the metrics.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from edge.draw import contact_sheet
 from fieldlens.cli.common import State, emit, json_option
 from fieldlens.cli.dataset import format_report
-from storage.domain import JobState
+from storage.domain import LOCAL_TEAM, JobState, Split
 from storage.errors import NameTaken, UserError
+from storage.model_folder import ModelFolder
+from storage.services import Services
 from storage.voc.synth import make_voc_zip
 
 DEMO_DATASET = "demo-shapes"
@@ -24,14 +26,14 @@ DEMO_DATASET = "demo-shapes"
 @click.command()
 @click.option(
     "--images",
-    default=120,
+    default=300,
     show_default=True,
     type=click.IntRange(10, 10_000),
     help="Synthetic images in the sample dataset.",
 )
 @click.option(
     "--steps",
-    default=300,
+    default=600,
     show_default=True,
     type=click.IntRange(0, 100_000),
     help="Training steps of the demo model (0: ingest only).",
@@ -40,24 +42,28 @@ DEMO_DATASET = "demo-shapes"
 @click.pass_obj
 def demo(state: State, images: int, steps: int, as_json: bool) -> None:
     """Run the whole pipeline on a synthetic sample dataset in the local team."""
+    state.quiet("demo")
     services = state.services
     home = state.settings.home
     zip_path = home / "samples" / f"{DEMO_DATASET}.zip"
     make_voc_zip(zip_path, images=images, seed=7)
     try:
-        report = services.datasets.add("local", DEMO_DATASET, zip_path)
+        report = services.datasets.add(LOCAL_TEAM, DEMO_DATASET, zip_path)
         click.echo(f"Ingested sample dataset from {zip_path}", err=True)
     except NameTaken:
-        report = services.datasets.report("local", DEMO_DATASET)
+        report = services.datasets.report(LOCAL_TEAM, DEMO_DATASET)
         click.echo(f"Sample dataset {DEMO_DATASET!r} already stored in {home}", err=True)
     preview_path = home / "samples" / f"{DEMO_DATASET}-preview.png"
-    preview_path.write_bytes(services.datasets.preview("local", DEMO_DATASET))
+    preview_path.write_bytes(contact_sheet(*services.datasets.preview_images(LOCAL_TEAM, DEMO_DATASET)))
     result: dict[str, object] = {"dataset": report.to_json(), "preview": str(preview_path)}
     text = format_report(report) + f"\n\nPreview: {preview_path}"
     if steps:
+        if not as_json:  # the dataset's advice before the training, not after it
+            click.echo(text + "\n")
+            text = ""
         model, summary = _train(state, steps)
         result["model"] = model
-        text += "\n\n" + summary
+        text = "\n\n".join(filter(None, [text, summary]))
     emit(result, text)
 
 
@@ -78,8 +84,10 @@ def _train(state: State, steps: int) -> tuple[dict[str, object], str]:
     from trainer.worker import Worker
 
     services = state.services
+    # The job's own process logs at ERROR unless --verbose: its INFO lines would cut through the bar.
+    settings = state.settings if state.verbose else state.settings.model_copy(update={"log_level": "ERROR"})
     job = services.jobs.create(
-        "local",
+        LOCAL_TEAM,
         [DEMO_DATASET],
         steps=steps,
         batch_size=16,
@@ -91,44 +99,71 @@ def _train(state: State, steps: int) -> tuple[dict[str, object], str]:
         raise UserError(f"The demo job could not be queued ({job.state}); see `fieldlens job list`.")
     plan = job.config["plan"]
     click.echo(
-        f"Queued job #{job.id}: {job.model} (160 px, width 0.35) for {steps} steps = "
+        f"Queued job {job.id}: {job.model} (160 px, width 0.35) for {steps} steps = "
         f"{plan['epochs']:.0f} epochs of {plan['train_images']} images. "  # type: ignore[index]
         "Starting a local worker...",
         err=True,
     )
-    worker = Worker(state.settings, poll_seconds=0.5)
+    worker = Worker(settings, poll_seconds=0.5)
     thread = threading.Thread(target=worker.run, kwargs={"exit_when_idle": True}, daemon=True)
     thread.start()
     try:
-        job = follow(services, "local", job.id, None, show=True)
+        job = follow(services, LOCAL_TEAM, job.id, None, show=True)
     finally:
         worker.stop()
         thread.join()
     if job.state != JobState.SUCCEEDED or job.model_id is None:
-        raise UserError(f"Demo job #{job.id} ended {job.state}: {job.error or 'see `fieldlens job status`'}")
-    model = services.models.get("local", job.model_id)
-    manifest = json.loads((Path(model.path) / "manifest.json").read_text())
-    m = manifest["metrics"]
+        raise UserError(
+            f"Demo job {job.id} ended {job.state}: {job.error or f'see `fieldlens train status {job.id}`'}"
+        )
+    model = services.models.get(LOCAL_TEAM, job.model_id)
+    folder = ModelFolder(model.path)
+    manifest = folder.manifest()
+    m = manifest.metrics
+    example = _example(services, folder, state.settings.home / "samples" / "demo-example.jpg")
     result = {
         "job_id": job.id,
         "model_id": model.id,
         "path": model.path,
         "steps_completed": job.steps_completed,
         "training_seconds": job.training_seconds,
-        "map50_float": m["map50_float"],
-        "map50_int8": m["map50_int8"],
-        "map50_95_int8": m["map50_95_int8"],
-        "verdict": manifest["verdict"],
-        "advice": manifest["advice"],
+        "map50_float": m.map50_float,
+        "map50_int8": m.map50_int8,
+        "map50_95_int8": m.map50_95_int8,
+        "verdict": manifest.verdict,
+        "advice": manifest.advice,
+        "example": str(example),
     }
     summary = "\n".join(
         [
-            f"Demo job #{job.id}: {job.steps_completed} steps in {job.training_seconds:.0f} s of training; "
-            f"model #{model.id}.",
-            manifest["verdict"],
-            f"mAP@0.5:0.95 int8 {m['map50_95_int8']:.3f}; files in {model.path} "
-            "(model_int8.tflite, labels.txt, manifest.json).",
-            *(f"  - {a}" for a in manifest["advice"]),
+            f"Demo job {job.id}: {job.steps_completed} steps in {job.training_seconds:.0f} s of training; "
+            f"model {model.id}.",
+            manifest.verdict,
+            f"mAP@0.5:0.95 int8 {m.map50_95_int8:.3f}; files in {model.path} "
+            f"({', '.join(p.name for p in [*folder.edge_files(), folder.manifest_path])}).",
+            *(f"  - {a}" for a in manifest.advice),
+            f"What the robot would see (int8 model on a validation photo it never trained on): {example}",
         ]
     )
     return result, summary
+
+
+def _example(services: Services, folder: ModelFolder, out: Path) -> Path:
+    """Run the delivered int8 model through the edge runtime on one validation photo and save it drawn."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from edge.detector import TFLiteDetector
+    from edge.draw import annotate, jpeg
+
+    dataset = services.datasets.get(LOCAL_TEAM, DEMO_DATASET)
+    images = services.datasets.images(dataset.id)
+    photo = min(images, key=lambda i: (i.split is not Split.VAL, not i.boxes, i.filename))
+    with Image.open(io.BytesIO(services.blobs.read(photo.sha256))) as img:
+        frame = np.asarray(img.convert("RGB"))
+    detector = TFLiteDetector(folder.int8_model, folder.labels)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(jpeg(annotate(frame, detector.detect(frame)), quality=90))
+    return out

@@ -10,56 +10,25 @@ from pathlib import Path
 import click
 
 from fieldlens.cli.common import State, emit, json_option, team_option
+from fieldlens.cli.model_robot import compare, export, model_of, promote, token
+from fieldlens.cli.terminal import StepBar, TrainingBar
 from storage.errors import UserError
-
-MODEL_CHOICES = ("ssd_mobilenet_v2_320", "ssd_mobilenet_v2_fpnlite_320")
-
-
-class Progress:
-    """One status line on stderr: steps, images/s, loss, ETA."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.last = 0.0
-
-    def __call__(self, event: dict) -> None:
-        if not self.enabled:
-            return
-        if event["kind"] == "step" and (
-            time.monotonic() - self.last > 0.5 or event["step"] == event["steps"]
-        ):
-            self.last = time.monotonic()
-            done, total = event["step"], event["steps"]
-            bar = "#" * int(30 * done / total)
-            eta = event["eta_seconds"]
-            eta_text = f"{int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "--:--"
-            click.echo(
-                f"\r[{bar:<30}] {done}/{total} steps | {event['images_per_second']:.1f} img/s | "
-                f"loss {event['loss']['total']:.3f} | ETA {eta_text}  ",
-                err=True,
-                nl=False,
-            )
-        elif event["kind"] == "checkpoint":
-            m = event["metrics"]
-            if "map50" in m:
-                click.echo(
-                    f"\n  checkpoint at step {event['step']}: val mAP@0.5 {m['map50']:.3f}, "
-                    f"mAP@0.5:0.95 {m['map50_95']:.3f}",
-                    err=True,
-                )
+from storage.model_folder import ModelFolder
+from storage.plan import DEFAULT_MODEL, MODELS, make_plan
+from storage.wording import EPOCH_SENTENCE
 
 
 @click.group()
 def train() -> None:
-    """Train a detector on the team's datasets."""
+    """Train detectors: queue jobs for a worker (as /train does in Discord), or `run` one here."""
 
 
 @train.command("run")
 @click.option("--dataset", "datasets", multiple=True, required=True, help="Dataset to train on (repeatable).")
 @click.option(
     "--model",
-    type=click.Choice(MODEL_CHOICES),
-    default=MODEL_CHOICES[0],
+    type=click.Choice(MODELS),
+    default=DEFAULT_MODEL,
     show_default=True,
     help="Detector architecture.",
 )
@@ -129,10 +98,14 @@ def run(
     as_json: bool,
 ) -> None:
     """Train in the foreground, export float and int8 .tflite, verify both in LiteRT."""
+    state.quiet("train-run")  # before TensorFlow loads: it reads its log level once
     from trainer.config import TrainConfig
-    from trainer.pipeline import load_data, plan, train_and_deliver
+    from trainer.pipeline import load_data, train_and_deliver
 
     services = state.services
+    for name in dict.fromkeys(datasets):  # the advice first: it may change what to train on
+        for line in services.datasets.get(team, name).lint:
+            click.echo(f"  advice ({name}): {line}", err=True)
     out = out or state.settings.home / "models" / f"{team}-{time.strftime('%Y%m%d-%H%M%S')}"
     label_map, data = load_data(
         services, team, list(datasets), state.settings.home / "cache", val_dataset, not no_validation
@@ -149,45 +122,44 @@ def run(
     )
     if learning_rate:
         config = config.with_(learning_rate=learning_rate)
-    p = plan(config, len(data.train), len(data.val))
+    speed = services.jobs.planner.images_per_second(model)
+    p = make_plan(
+        steps, batch_size, len(data.train), len(data.val), speed, max_minutes, config.checkpoint_every
+    )
     config = config.with_(batch_size=p.batch_size)
     click.echo(
         f"Training {model} on {p.train_images} images ({p.val_images} validation): batch {p.batch_size}, "
         f"{p.steps_per_epoch:.1f} steps per epoch, {p.steps} steps = {p.epochs:.1f} epochs.",
         err=True,
     )
+    click.echo(f"  {EPOCH_SENTENCE}", err=True)
     for w in p.warnings:
         click.echo(f"  note: {w}", err=True)
     try:
-        result, manifest = train_and_deliver(
-            config, data, out / "training", out, Progress(sys.stderr.isatty() or not as_json)
-        )
+        with StepBar(enabled=sys.stderr.isatty() or not as_json) as bar:
+            result, manifest = train_and_deliver(config, data, out / "training", out, TrainingBar(bar))
     except ValueError as e:
         raise UserError(str(e)) from e
-    click.echo("", err=True)
     registered = services.models.register(team, out, name=f"{model} {'+'.join(datasets)}")
-    m = manifest["metrics"]
-    files = {k: str(out / v["path"]) for k, v in manifest["files"].items()} | {
-        "manifest": str(out / "manifest.json")
+    m = manifest.metrics
+    files = {k: str(out / v.path) for k, v in manifest.files.items()} | {
+        "manifest": str(ModelFolder(out).manifest_path)
     }
     data_out = {
         "steps_completed": result.steps_completed,
         "reason": result.reason,
         "training_seconds": result.seconds,
         "images_per_second": result.images_per_second,
-        "map50_float": m["map50_float"],
-        "map50_int8": m["map50_int8"],
-        "map50_95_float": m["map50_95_float"],
-        "map50_95_int8": m["map50_95_int8"],
-        "int8_ok": manifest["int8_ok"],
-        "verdict": manifest["verdict"],
+        **m.headline(),
+        "int8_ok": manifest.int8_ok,
+        "verdict": manifest.verdict,
         "model_id": registered.id,
         "files": files,
     }
     text = (
         f"Trained {result.steps_completed} steps in {result.seconds:.0f} s ({result.reason}).\n"
-        f"{manifest['verdict']}\n"
-        f"mAP@0.5:0.95 int8 {m['map50_95_int8']:.3f}, float {m['map50_95_float']:.3f}\n"
+        f"{manifest.verdict}\n"
+        f"mAP@0.5:0.95 int8 {m.map50_95_int8:.3f}, float {m.map50_95_float:.3f}\n"
         f"Model files in {out}"
     )
     emit(data_out, text)
@@ -203,8 +175,8 @@ def model() -> None:
 @json_option
 @click.pass_obj
 def list_(state: State, team: str, as_json: bool) -> None:
-    """List the team's delivered models, newest last."""
-    models = state.services.models.list_team(team)
+    """List the team's delivered models, newest first."""
+    models = state.services.models.list_team(team)[::-1]
     data = [
         {
             "id": m.id,
@@ -213,12 +185,16 @@ def list_(state: State, team: str, as_json: bool) -> None:
             "path": m.path,
             "metrics": m.metrics,
             "created_at": m.created_at.isoformat(),
+            "promoted": m.promoted,
+            "int8_ok": m.int8_ok,
         }
         for m in models
     ]
     text = (
         "\n".join(
-            f"#{m.id:<4} {m.name:<40} mAP@0.5 int8 {m.metrics.get('map50_int8', 0):.3f}  {m.path}"
+            f"model {m.id:<4} {m.name:<40} mAP@0.5 int8 {m.metrics.get('map50_int8', 0):.3f}  {m.path}"
+            + ("  PROMOTED: robots pull it" if m.promoted else "")
+            + ("  FLAGGED: failed the int8 check" if m.flagged else "")
             for m in models
         )
         or "No models yet. Train one with `fieldlens train run`."
@@ -226,38 +202,39 @@ def list_(state: State, team: str, as_json: bool) -> None:
     emit(data, text)
 
 
-@model.command("token")
+def _model_folder(state: State, team: str, model: str) -> Path:
+    """MODEL is a model's number (`3` or `model 3`), part of its name, or a model folder."""
+    if Path(model).is_dir():
+        return Path(model)
+    return Path(model_of(state, team, model).path)
+
+
+@model.command("info")
+@click.argument("model_ref", metavar="MODEL")
 @team_option
 @json_option
 @click.pass_obj
-def token(state: State, team: str, as_json: bool) -> None:
-    """Create a token for the team's robots (`fieldlens-edge pull --token ...`); shown once."""
-    value = state.services.models.create_edge_token(team)
-    emit(
-        {"team": team, "token": value},
-        f"Edge token for team {team} (store it now; it is not shown again):\n{value}",
-    )
-
-
-@model.command("show")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@json_option
-def show(path: Path, as_json: bool) -> None:
-    """Print the manifest and metrics of the model folder PATH."""
-    manifest_path = path / "manifest.json"
-    if not manifest_path.exists():
-        raise UserError(f"{path} has no manifest.json; give the folder that `fieldlens train run` wrote.")
-    manifest = json.loads(manifest_path.read_text())
-    m = manifest["metrics"]
+def info(state: State, model_ref: str, team: str, as_json: bool) -> None:
+    """Metrics and files of MODEL: its number, part of its name, or its folder."""
+    folder = ModelFolder.given(_model_folder(state, team, model_ref))
+    manifest = folder.manifest()
+    m = manifest.metrics
     lines = [
-        f"{manifest['model']} {manifest['input_size']}x{manifest['input_size']}, labels: "
-        f"{', '.join(manifest['labels'])}",
-        manifest["verdict"],
-        f"mAP@0.5      float {m['map50_float']:.3f}  int8 {m['map50_int8']:.3f}",
-        f"mAP@0.5:0.95 float {m['map50_95_float']:.3f}  int8 {m['map50_95_int8']:.3f}",
-        "per-class AP@0.5 (int8): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in m["int8"]["per_class_ap50"].items()),
+        f"{manifest.model} {manifest.input_size}x{manifest.input_size}, labels: {', '.join(manifest.labels)}",
+        manifest.verdict,
+        f"mAP@0.5      float {m.map50_float:.3f}  int8 {m.map50_int8:.3f}",
+        f"mAP@0.5:0.95 float {m.map50_95_float:.3f}  int8 {m.map50_95_int8:.3f}",
+        "per-class AP@0.5 (int8): " + ", ".join(f"{k} {v:.3f}" for k, v in m.per_class_ap50.items()),
     ]
-    for key, f in manifest["files"].items():
-        lines.append(f"  {key:<6} {f['path']:<20} {f['bytes']:>10,} bytes  sha256 {f['sha256'][:16]}...")
-    emit(manifest, "\n".join(lines))
+    if manifest.thresholds is not None:
+        lines += [f"score thresholds, {manifest.thresholds.robot_sentence()}"]
+        lines += [f"  {line}" for line in manifest.thresholds.label_lines()]
+    if folder.quality.is_file():
+        lines.append(f"precision-recall curves and confusion matrix: {folder.quality}")
+    for key, f in manifest.files.items():
+        lines.append(f"  {key:<6} {f.path:<20} {f.bytes:>10,} bytes  sha256 {f.sha256[:16]}...")
+    emit(json.loads(manifest.to_json()), "\n".join(lines))
+
+
+for _command in (promote, export, compare, token):  # fieldlens/cli/model_robot.py
+    model.add_command(_command)

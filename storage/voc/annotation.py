@@ -36,6 +36,7 @@ class Annotation:
     size: tuple[int, int] | None  # (width, height) as the XML states it
     boxes: list[RawBox] = field(default_factory=list)
     unreadable_boxes: int = 0  # objects without a name or numeric box: dropped and counted
+    normalized: bool = False  # boxes in fractions of the image size (YOLO), scaled once it is known
 
 
 def _text(node: Element | None, tag: str) -> str | None:

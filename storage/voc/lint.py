@@ -6,11 +6,11 @@ Each finding names the problem and what to do about it.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from storage.domain import Box
+from storage.domain import Box, Split
 
 IMAGES_PER_LABEL = 300  # the field's rule of thumb for a reliable detector
 SMALL_BOX_PX = 10  # at the model input
@@ -118,4 +118,20 @@ def lint(images: Sequence[HasBoxes]) -> list[str]:
             f"{negatives} of {n_images} images have no boxes. If objects in them were not labelled, the "
             "model learns to ignore them: check those images in your labelling tool."
         )
+    return out
+
+
+def leak_advice(leaks: Mapping[Split, int]) -> list[str]:
+    """Advice when validation or test images are near copies of training images."""
+    out = []
+    for split, what in ((Split.VAL, "validation"), (Split.TEST, "test")):
+        n = leaks.get(split, 0)
+        if n:
+            are = "image is a near copy" if n == 1 else "images are near copies"
+            out.append(
+                f"{n} {what} {are} of training images (frames of the same video, or the same shot "
+                "twice); scores on them will look better than the robot will do. Split by video or "
+                "session in your labelling tool, or upload the export without its split and FieldLens "
+                "will keep near copies on one side."
+            )
     return out

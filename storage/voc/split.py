@@ -1,22 +1,123 @@
-"""Deterministic train/validation split."""
+"""Train / validation / test splits: the export's when it has one, else drawn without leaks.
+
+When FieldLens draws the split, near copies and neighbouring video frames (see `neardup`) go to
+the same side, so validation scores say how the model does on pictures it has not seen.
+"""
 
 from __future__ import annotations
 
+import math
 import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from storage.domain import Split
+from storage.voc.findings import plural
+from storage.voc.neardup import Groups, group_images
 
 
-def assign_splits(keys: list[str], val_fraction: float, seed: int) -> list[Split]:
-    """Split labels for `keys` (e.g. file names), the same for the same keys, fraction and seed.
+@dataclass(frozen=True, slots=True)
+class SplitPlan:
+    splits: list[Split]
+    dup_groups: list[int | None]  # the near-copy group of each image, None when it has no near copy
+    note: str  # in words: which split came from the export and which FieldLens drew
+    leaks: dict[Split, int]  # validation/test images that are near copies of a training image
 
-    With two or more images and a non-zero fraction, at least one image goes to each side.
-    """
-    n = len(keys)
-    n_val = round(n * val_fraction)
-    if val_fraction > 0 and n >= 2:
-        n_val = min(max(n_val, 1), n - 1)
-    order = sorted(range(n), key=lambda i: keys[i])
+
+def _groups(filenames: Sequence[str], hashes: Sequence[int], val_fraction: float) -> Groups:
+    max_group = max(1, math.ceil(len(filenames) * max(val_fraction, 0.05) / 4))
+    return group_images(filenames, hashes, max_group)
+
+
+def _draw(pool: list[int], groups: Groups, val_fraction: float, seed: int, names: Sequence[str]) -> set[int]:
+    """Indices of `pool` drawn for validation, whole groups at a time, the same for the same input."""
+    if val_fraction <= 0 or len(pool) < 2:
+        return set()
+    target = min(max(round(len(pool) * val_fraction), 1), len(pool) - 1)
+    in_pool: dict[int, list[int]] = {}
+    for i in pool:
+        in_pool.setdefault(groups.of[i], []).append(i)
+    order = sorted(in_pool.values(), key=lambda members: min(names[i] for i in members))
     random.Random(seed).shuffle(order)
-    val = set(order[:n_val])
-    return [Split.VAL if i in val else Split.TRAIN for i in range(n)]
+    val: set[int] = set()
+    for members in order:
+        if len(val) >= target:
+            break
+        if len(val) + len(members) <= len(pool) - 1:
+            val.update(members)
+    return val
+
+
+def leaks(splits: Sequence[Split], groups: Groups) -> dict[Split, int]:
+    """Validation and test images with a near copy (by hash) in training."""
+    leaked: dict[Split, set[int]] = {Split.VAL: set(), Split.TEST: set()}
+    for a, b in groups.pairs:
+        for x, y in ((a, b), (b, a)):
+            if splits[x] is not Split.TRAIN and splits[y] is Split.TRAIN:
+                leaked[splits[x]].add(x)
+    return {s: len(v) for s, v in leaked.items()}
+
+
+def _counts(splits: Sequence[Split]) -> str:
+    c = Counter(splits)
+    parts = [f"{c[Split.TRAIN]:,} training", f"{c[Split.VAL]:,} validation"]
+    if c[Split.TEST]:
+        parts.append(f"{c[Split.TEST]:,} test")
+    return ", ".join(parts) + " images"
+
+
+def _dup_groups(groups: Groups) -> list[int | None]:
+    sizes = Counter(groups.of)
+    return [g if sizes[g] > 1 else None for g in groups.of]
+
+
+def plan_splits(
+    filenames: Sequence[str],
+    hashes: Sequence[int],
+    hints: Sequence[Split | None],
+    val_fraction: float,
+    seed: int,
+    export_source: str = "",
+) -> SplitPlan:
+    """Final splits for images with the export's `hints` (None: the export says nothing for it)."""
+    groups = _groups(filenames, hashes, val_fraction)
+    has = set(hints)
+    splits = [h or Split.TRAIN for h in hints]
+    kept = "" if has == {None} else export_source or "the export"
+    if Split.VAL in has and Split.TRAIN in has:
+        note = f"Split kept from the export ({kept}): {_counts(splits)}."
+    else:
+        # Draw validation from the images the export put in training (or left undecided).
+        pool = [i for i, h in enumerate(hints) if h is not Split.TEST]
+        for i in pool:
+            splits[i] = Split.TRAIN
+        for i in _draw(pool, groups, val_fraction, seed, filenames):
+            splits[i] = Split.VAL
+        together = sum(1 for g in Counter(groups.of[i] for i in pool).values() if g > 1)
+        how = (
+            f"drawn by FieldLens ({round(val_fraction * 100)}% of the photos, seeded), keeping "
+            f"{plural(together, 'group')} of near-identical photos or neighbouring frames on one side"
+        )
+        if kept and Split.TEST in has:
+            note = f"Test images kept from the export ({kept}); validation {how}: {_counts(splits)}."
+        elif kept:
+            missing = "validation" if Split.VAL not in has else "training"
+            note = f"The export's split ({kept}) has no {missing} images, so validation was {how}: "
+            note += f"{_counts(splits)}."
+        else:
+            note = f"Split {how}: {_counts(splits)}."
+        if groups.cut:
+            note += (
+                f" {plural(groups.cut, 'chain')} of similar photos {'was' if groups.cut == 1 else 'were'} "
+                "too long to keep whole and cut in file-name order."
+            )
+    return SplitPlan(splits, _dup_groups(groups), note, leaks(splits, groups))
+
+
+def regroup(filenames: Sequence[str], hashes: Sequence[int], splits: Sequence[Split]) -> SplitPlan:
+    """Groups and leaks for images whose splits are already fixed (a combined dataset)."""
+    groups = _groups(filenames, hashes, 0.2)
+    return SplitPlan(
+        list(splits), _dup_groups(groups), "Each image kept the split it had.", leaks(splits, groups)
+    )

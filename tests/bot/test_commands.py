@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from storage.voc.synth import make_voc_zip
-from tests.bot.conftest import OPERATOR, World
+from tests.bot.conftest import OPERATOR
 from tests.bot.fake_discord import MEMBER
+from tests.bot.world import World
+from tests.model_folders import write_model_folder
 from tests.vocdata import make_zip
 
 STRING, INTEGER, CHANNEL, ROLE, ATTACHMENT = 3, 4, 7, 8, 11
@@ -34,21 +36,35 @@ def upload(world: World, name: str, data: bytes, guild=None, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def shapes(world: World) -> str:
-    i = upload(world, "shapes", make_voc_zip(images=40, seed=21))
-    assert "Stored dataset **shapes**" in i.text(), i.text()
+def shapes_upload(world: World):
+    """The upload of team A's "shapes" dataset (its interaction), once per module."""
+    return upload(world, "shapes", make_voc_zip(images=40, seed=21))
+
+
+@pytest.fixture(scope="module")
+def shapes(shapes_upload) -> str:
+    assert "Stored dataset **shapes**" in shapes_upload.text(), shapes_upload.text()
     return "shapes"
 
 
 @pytest.fixture(scope="module")
-def model_id(world: World, trained_model) -> int:
+def model_id(world: World, tmp_path_factory: pytest.TempPathFactory) -> int:
+    """A model folder written without training (a real manifest, stand-in model bytes), registered as
+    team A's model: enough for every /model command but `test`, which runs the model."""
+    folder = write_model_folder(tmp_path_factory.mktemp("model") / "tiny")
+    team = world.team_a.id
+    return world.call(lambda: world.bot.services.models.register(team, folder.path, "tiny").id)
+
+
+@pytest.fixture(scope="module")
+def trained_model_id(world: World, trained_model) -> int:
     """The session's tiny trained model, registered as team A's model."""
     team = world.team_a.id
     return world.call(lambda: world.bot.services.models.register(team, trained_model.out_dir, "tiny").id)
 
 
-def test_upload_answers_with_the_report_and_a_preview(world: World, shapes: str) -> None:
-    i = world.fake.interactions[next(iter(world.fake.interactions))]
+def test_upload_answers_with_the_report_and_a_preview(world: World, shapes: str, shapes_upload) -> None:
+    i = shapes_upload
     assert i.callbacks[0]["type"] == 5  # deferred at once, then a follow-up
     text = i.text()
     assert "40 images" in text and "circle" in text
@@ -59,7 +75,7 @@ def test_upload_answers_with_the_report_and_a_preview(world: World, shapes: str)
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        ({"notes.txt": b"hello"}, "no Annotations/ and JPEGImages/ folders"),
+        ({"notes.txt": b"hello"}, "FieldLens reads Pascal VOC"),
         (
             {"../evil/Annotations/a.xml": b"<annotation/>", "JPEGImages/a.jpg": b"x"},
             "climbs out of the dataset folder",
@@ -116,7 +132,9 @@ def test_delete_asks_to_confirm_and_cancel_keeps_the_dataset(world: World) -> No
     assert world.call(lambda: world.bot.services.datasets.get(world.team_a.id, "scratch"))
     ask = world.slash("dataset delete", guild=world.team_a, options={"name": (STRING, "scratch")})
     message = world.fake.messages[ask.callbacks[0]["message_id"]]
-    world.press(message, buttons_of(message)[0], world.team_a)
+    deleted = world.press(message, buttons_of(message)[0], world.team_a)
+    assert deleted.callbacks[0]["type"] == 6  # answered at once; the deletion runs off the event loop
+    world.wait(lambda: "Deleted dataset **scratch**" in deleted.text(), 30, "the deletion")
     names = world.call(lambda: [d.name for d in world.bot.services.datasets.list_team(world.team_a.id)])
     assert "scratch" not in names
 
@@ -173,11 +191,11 @@ def test_another_servers_ids_are_not_found_and_dms_are_refused(
     b = world.team_b
     assert "No dataset" in world.slash("dataset info", guild=b, options={"name": (STRING, "shapes")}).text()
     assert (
-        f"No model #{model_id}"
+        f"No model {model_id}"
         in world.slash("model info", guild=b, options={"model": (INTEGER, model_id)}).text()
     )
     assert (
-        "No job #1 in this team" in world.slash("train status", guild=b, options={"job": (INTEGER, 1)}).text()
+        "No job 1 in this team" in world.slash("train status", guild=b, options={"job": (INTEGER, 1)}).text()
     )
     assert "No datasets yet" in world.slash("dataset list", guild=b).text()
     dm = world.slash("budget show", guild=None)
@@ -186,7 +204,7 @@ def test_another_servers_ids_are_not_found_and_dms_are_refused(
 
 def test_model_info_download_as_files_and_as_signed_link(world: World, model_id: int) -> None:
     info = world.slash("model info", guild=world.team_a, options={"model": (INTEGER, model_id)})
-    assert f"Model #{model_id}" in info.text() and "mAP@0.5 int8 / float" in info.text()
+    assert f"Model {model_id}" in info.text() and "mAP@0.5 int8 / float" in info.text()
     download = world.slash("model download", guild=world.team_a, options={"model": (INTEGER, model_id)})
     assert sorted(download.files()) == ["labels.txt", "model_int8.tflite"]
     uploaded = {f["filename"]: f["data"] for f in download.callbacks[0]["files"]}
@@ -208,7 +226,9 @@ def test_model_info_download_as_files_and_as_signed_link(world: World, model_id:
     assert refused.value.code == 403
 
 
-def test_model_test_returns_the_annotated_photo(world: World, model_id: int) -> None:
+@pytest.mark.slow
+def test_model_test_returns_the_annotated_photo(world: World, trained_model_id: int) -> None:
+    model_id = trained_model_id
     with zipfile.ZipFile(io.BytesIO(make_voc_zip(images=2, seed=99))) as z:
         photo = z.read(next(n for n in z.namelist() if n.startswith("JPEGImages/")))
     attachment = world.fake.add_attachment("robot.jpg", photo, "image/jpeg")
@@ -220,7 +240,7 @@ def test_model_test_returns_the_annotated_photo(world: World, model_id: int) -> 
         resolved={"attachments": {attachment["id"]: attachment}},
     )
     assert "detections.png" in i.files()
-    assert f"Model #{model_id} on robot.jpg" in i.text()
+    assert f"Model {model_id} on robot.jpg" in i.text()
     bad = world.fake.add_attachment("notes.jpg", b"not an image", "image/jpeg")
     refused = world.slash(
         "model test",

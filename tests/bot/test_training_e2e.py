@@ -13,8 +13,8 @@ import pytest
 
 from storage.domain import JobState
 from storage.voc.synth import make_voc_zip
-from tests.bot.conftest import World
 from tests.bot.test_commands import INTEGER, STRING, buttons_of, upload
+from tests.bot.world import World
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def worker(world: World) -> Iterator[None]:
 
 
 def announcements(world: World, job_id: int) -> list[str]:
-    pattern = re.compile(rf"Job #{job_id}\b.* is now \*\*([A-Z_]+)\*\*")
+    pattern = re.compile(rf"Job {job_id}\b.* is now \*\*([A-Z_]+)\*\*")
     return [m.group(1) for msg in world.fake.channel_messages if (m := pattern.search(msg["content"]))]
 
 
@@ -53,7 +53,7 @@ def test_train_from_discord_end_to_end(world: World, worker: None) -> None:
     message = world.fake.messages[plan.callbacks[0]["message_id"]]
     started = world.press(message, buttons_of(message)[0], team)
     assert started.callbacks[0]["type"] == 7  # the plan message becomes the progress message
-    assert "Job #1: QUEUED" in started.text()
+    assert "Job 1: QUEUED" in started.text()
     progress_id = started.callbacks[0]["message_id"]
     assert "fieldlens:stop:1" in buttons_of(world.fake.messages[progress_id])
 
@@ -63,14 +63,14 @@ def test_train_from_discord_end_to_end(world: World, worker: None) -> None:
     )
     message2 = world.fake.messages[plan2.callbacks[0]["message_id"]]
     started2 = world.press(message2, buttons_of(message2)[0], team)
-    assert "Job #2: QUEUED" in started2.text()
+    assert "Job 2: QUEUED" in started2.text()
     stop = world.press(world.fake.messages[started2.callbacks[0]["message_id"]], "fieldlens:stop:2", team)
     assert "canceled before it started" in stop.text() and stop.ephemeral
     assert job_state(world, team.id, 2) == JobState.CANCELED
 
     world.wait(lambda: "RUNNING" in announcements(world, 1), 120, "job 1 to be announced RUNNING")
     status = world.slash("train status", guild=team, options={"job": (INTEGER, 1)})
-    assert "Job #1" in status.text() and status.ephemeral
+    assert "Job 1: " in status.text() and status.ephemeral
 
     # Restart the bot mid-run, and let the interaction token die meanwhile (as after 15 minutes).
     world.fake.expired_tokens.add(started.token)
@@ -81,10 +81,10 @@ def test_train_from_discord_end_to_end(world: World, worker: None) -> None:
     assert announcements(world, 1) == ["QUEUED", "PREPARING", "RUNNING", "SUCCEEDED"]  # each once, in order
     assert announcements(world, 2) == ["QUEUED", "CANCELED"]
     results = next(
-        m for m in world.fake.channel_messages if "Job #1" in m["content"] and "SUCCEEDED" in m["content"]
+        m for m in world.fake.channel_messages if "Job 1 " in m["content"] and "SUCCEEDED" in m["content"]
     )
     assert {"model_int8.tflite", "labels.txt", "curves.png", "predictions.png"} <= set(results["files"])
-    assert any(e.get("title", "").startswith("Model #") for e in results["embeds"])
+    assert any(e.get("title", "").startswith("Model ") for e in results["embeds"])
     # With the token expired the progress message was edited through the channel, up to the end.
     world.wait(
         lambda: any(
@@ -104,7 +104,7 @@ def test_train_from_discord_end_to_end(world: World, worker: None) -> None:
     assert len(world.fake.channel_messages) == count
 
     listed = world.slash("train list", guild=team)
-    assert "#1 **SUCCEEDED**" in listed.text() and "#2 **CANCELED**" in listed.text()
+    assert "job 1 **SUCCEEDED**" in listed.text() and "job 2 **CANCELED**" in listed.text()
     budget = world.slash("budget show", guild=team)
     job = world.call(lambda: world.bot.services.jobs.get(team.id, 1))
     assert f"{600 - math.ceil(job.training_seconds / 60)} training minutes left" in budget.text()

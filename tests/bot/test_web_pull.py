@@ -1,5 +1,6 @@
 """The bot's model route with the real aiohttp server on 127.0.0.1 and the real `fieldlens-edge pull`:
-a good model is pulled, a tampered one refused, tokens and teams kept apart."""
+a good model is pulled, a tampered one refused, tokens and teams kept apart. The model folder is
+written without training (the route serves files and checks hashes; it never runs the model)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ from bot.web import make_app
 from edge.pull import PullError, pull
 from storage.db import open_db
 from storage.models import ModelStore
-
-pytestmark = pytest.mark.slow
+from tests.model_folders import write_model_folder
 
 
 class LocalServer:
@@ -50,34 +50,37 @@ class LocalServer:
 
 
 @pytest.fixture
-def server(trained_model):
-    db_path = trained_model.services.settings.db_path
+def model_dir(tmp_path):
+    return write_model_folder(tmp_path / "delivered").path
+
+
+@pytest.fixture
+def server(services):
+    db_path = services.settings.db_path
     s = LocalServer(lambda: make_app(ModelStore(open_db(db_path))))
     yield s
     s.close()
 
 
-def test_robot_pulls_the_latest_model_of_its_team(trained_model, server, tmp_path) -> None:
-    models = trained_model.services.models
-    model = models.register("team-a", trained_model.out_dir, "shapes v1")
+def test_robot_pulls_the_latest_model_of_its_team(services, model_dir, server, tmp_path) -> None:
+    models = services.models
+    model = models.register("team-a", model_dir, "shapes v1")
     token = models.create_edge_token("team-a")
     version = pull(server.url, token, tmp_path / "robot")
     current = tmp_path / "robot" / "current"
     assert current.resolve() == version.resolve()
-    assert (current / "model_int8.tflite").read_bytes() == (
-        trained_model.out_dir / "model_int8.tflite"
-    ).read_bytes()
+    assert (current / "model_int8.tflite").read_bytes() == (model_dir / "model_int8.tflite").read_bytes()
     assert (current / "labels.txt").read_text().splitlines() == ["circle", "square", "triangle"]
     assert f"model-{model.id}-" in version.name
 
 
-def test_tampered_model_on_the_server_is_refused(trained_model, server, tmp_path) -> None:
-    models = trained_model.services.models
+def test_tampered_model_on_the_server_is_refused(services, model_dir, server, tmp_path) -> None:
+    models = services.models
     first_token = models.create_edge_token("team-b")
-    models.register("team-b", trained_model.out_dir, "good")
+    models.register("team-b", model_dir, "good")
     good = pull(server.url, first_token, tmp_path / "robot")
     bad_dir = tmp_path / "bad-model"
-    shutil.copytree(trained_model.out_dir, bad_dir)
+    shutil.copytree(model_dir, bad_dir)
     data = bytearray((bad_dir / "model_int8.tflite").read_bytes())
     data[len(data) // 2] ^= 0xFF  # flipped on disk after delivery: the manifest's sha256 no longer matches
     (bad_dir / "model_int8.tflite").write_bytes(bytes(data))
@@ -87,9 +90,9 @@ def test_tampered_model_on_the_server_is_refused(trained_model, server, tmp_path
     assert (tmp_path / "robot" / "current").resolve() == good.resolve()
 
 
-def test_tokens_and_teams_are_kept_apart(trained_model, server, tmp_path) -> None:
-    models = trained_model.services.models
-    theirs = models.register("team-c", trained_model.out_dir, "theirs")
+def test_tokens_and_teams_are_kept_apart(services, model_dir, server, tmp_path) -> None:
+    models = services.models
+    theirs = models.register("team-c", model_dir, "theirs")
     mine = models.create_edge_token("team-d")
     with pytest.raises(PullError, match="no delivered model"):
         pull(server.url, mine, tmp_path / "robot")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edge.draw import contact_sheet
 from storage.errors import DatasetLabelsDiffer, InvalidName, NameTaken, NotFound
 from storage.services import Services
 from storage.voc.synth import make_voc_zip
@@ -94,7 +95,7 @@ def test_taken_name_is_refused_before_reading_the_zip(services: Services, synth_
 
 def test_preview_is_a_png_with_boxes(services: Services, synth_zip: bytes) -> None:
     services.datasets.add("local", "p", synth_zip)
-    png = services.datasets.preview("local", "p", count=4)
+    png = contact_sheet(*services.datasets.preview_images("local", "p", count=4))
     img = Image.open(io.BytesIO(png))
     assert img.format == "PNG"
     assert img.size == (4 * 256, 256)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import zipfile
 
 import pytest
 
 from storage.errors import UserError
 from storage.services import Services
+from tests import exports
 from tests.vocdata import good_files, image_bytes, make_zip, patch_central_directory, voc_xml
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -19,8 +22,24 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 <annotation><filename>&xxe;</filename></annotation>"""
 
 
-def _with(files: dict[str, bytes], **extra: bytes) -> dict[str, bytes]:
+def _with(files: dict[str, bytes] | bytes, **extra: bytes) -> dict[str, bytes]:
+    if isinstance(files, bytes):  # an export zip: take its files
+        with zipfile.ZipFile(io.BytesIO(files)) as zf:
+            files = {n: zf.read(n) for n in zf.namelist()}
     return {**files, **extra}
+
+
+PS_FILES = exports.photos(train=2, valid=1, test=1)
+
+
+def _coco_naming(file_name: str) -> bytes:
+    return json.dumps(
+        {
+            "images": [{"id": 1, "file_name": file_name, "width": 64, "height": 48}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9]}],
+            "categories": [{"id": 1, "name": "ball"}],
+        }
+    ).encode()
 
 
 CASES = {
@@ -64,7 +83,78 @@ CASES = {
         lambda: make_zip({**good_files(prefix="a/"), **good_files(prefix="b/")}),
         "not their parent",
     ),
-    "loose files": (lambda: make_zip({"img0.jpg": image_bytes(), "img0.xml": voc_xml()}), "loose files"),
+    "loose photos without labels": (
+        lambda: make_zip({"img0.jpg": image_bytes(), "notes.txt": b"x"}),
+        "FieldLens reads Pascal VOC",
+    ),
+    "zip slip inside train/": (
+        lambda: make_zip(_with(exports.roboflow_voc(PS_FILES), **{"train/../../evil.jpg": b"x"})),
+        "climbs out",
+    ),
+    "symlink inside valid/": (
+        lambda: make_zip(_with(exports.roboflow_voc(PS_FILES)), symlinks={"valid/x.jpg": "/etc/passwd"}),
+        "symbolic link",
+    ),
+    "bomb inside a COCO json": (
+        lambda: make_zip(
+            _with(exports.roboflow_coco(PS_FILES), **{"train/_annotations.coco.json": b" " * (40 * 1024**2)})
+        ),
+        "zip bomb",
+    ),
+    "COCO json too large to read": (
+        lambda: make_zip(
+            _with(
+                exports.roboflow_coco(PS_FILES), **{"train/_annotations.coco.json": os.urandom(65 * 1024**2)}
+            ),
+            compression=zipfile.ZIP_STORED,
+        ),
+        "too large for a COCO annotation file",
+    ),
+    "COCO json that is not JSON": (
+        lambda: make_zip(
+            _with(exports.roboflow_coco(PS_FILES), **{"train/_annotations.coco.json": b"{nope"})
+        ),
+        "not valid JSON",
+    ),
+    "COCO file name climbing out": (
+        lambda: make_zip(
+            _with(
+                exports.roboflow_coco(PS_FILES),
+                **{"valid/_annotations.coco.json": _coco_naming("../../etc/passwd")},
+            )
+        ),
+        "climbs out",
+    ),
+    "COCO boxes for photos not in the zip": (
+        lambda: make_zip(
+            {"train/_annotations.coco.json": _coco_naming("gone.jpg"), "train/other.png": image_bytes()}
+        ),
+        "No usable image",
+    ),
+    "data.yaml with an absolute path": (
+        lambda: make_zip(
+            _with(exports.yolo(PS_FILES), **{"data.yaml": b"train: /etc\nval: /etc/ssh\nnames: [a]\n"})
+        ),
+        "outside the zip",
+    ),
+    "data.yaml climbing out": (
+        lambda: make_zip(
+            _with(
+                exports.yolo(PS_FILES), **{"data.yaml": b"train: ../../../../root/.ssh\nval: x\nnames: [a]\n"}
+            )
+        ),
+        "outside the zip",
+    ),
+    "data.yaml with a python tag": (
+        lambda: make_zip(
+            _with(exports.yolo(PS_FILES), **{"data.yaml": b"names: !!python/object/apply:os.system ['id']\n"})
+        ),
+        "tags and other special YAML are refused",
+    ),
+    "YOLO labels without data.yaml": (
+        lambda: make_zip({k: v for k, v in _with(exports.yolo(PS_FILES)).items() if k != "data.yaml"}),
+        "no data.yaml",
+    ),
     "nothing pairs": (
         lambda: make_zip({"JPEGImages/a.jpg": image_bytes(), "Annotations/b.xml": voc_xml()}),
         "No usable image",

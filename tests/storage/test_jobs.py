@@ -18,6 +18,7 @@ from storage.maintenance import prune_checkpoints, start_scheduler
 from storage.services import Services, open_services
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
+from tests.model_folders import write_model_folder
 from tests.vocdata import good_files, make_zip, voc_xml
 
 
@@ -123,7 +124,7 @@ def test_stopping_a_queued_job_cancels_it_and_refunds_in_full(jobs_services: Ser
 
 def test_other_teams_ids_are_not_found(jobs_services: Services) -> None:
     job = jobs_services.jobs.create("local", ["shapes"])
-    with pytest.raises(NotFound, match=f"No job #{job.id} in this team"):
+    with pytest.raises(NotFound, match=f"No job {job.id} in this team"):
         jobs_services.jobs.get("other-guild", job.id)
     with pytest.raises(NotFound):
         jobs_services.jobs.request_stop("other-guild", job.id)
@@ -201,9 +202,9 @@ def test_a_dead_workers_job_is_requeued_from_its_checkpoint_then_failed_when_att
         s.jobs.transition(job.id, JobState.RUNNING)
         if attempt == 1:
             _fake_checkpoint(claimed.checkpoint_dir, 100)  # type: ignore[arg-type]
-        assert s.jobs.reap(60) == []  # the heartbeat is fresh
+        assert s.recovery.reap(60) == []  # the heartbeat is fresh
         _stale(s, job.id)
-        assert s.jobs.reap(60) == [job.id]
+        assert s.recovery.reap(60) == [job.id]
         after = s.jobs.get("local", job.id)
         if attempt < 3:
             assert after.state == JobState.QUEUED and after.worker_id is None
@@ -221,7 +222,7 @@ def test_a_dead_job_with_a_stop_request_and_no_checkpoint_is_canceled(jobs_servi
     s.jobs.transition(job.id, JobState.RUNNING)
     assert s.jobs.request_stop("local", job.id).state == JobState.STOP_REQUESTED
     _stale(s, job.id)
-    s.jobs.reap(60)
+    s.recovery.reap(60)
     assert s.jobs.get("local", job.id).state == JobState.CANCELED
     assert s.budget.balance("local") == 600
 
@@ -230,7 +231,7 @@ def test_a_worker_shutting_down_hands_its_job_back_without_using_an_attempt(jobs
     s = jobs_services
     job = s.jobs.create("local", ["shapes"], max_minutes=30)
     s.jobs.claim("w")
-    assert s.jobs.release("w") == [job.id]
+    assert s.recovery.release("w") == [job.id]
     again = s.jobs.get("local", job.id)
     assert again.state == JobState.QUEUED and again.attempts == 0
 
@@ -246,8 +247,8 @@ def test_ledger_explains_the_balance_line_by_line(jobs_services: Services) -> No
     reasons = [(e.minutes, e.reason) for e in s.budget.entries("local")]
     assert reasons == [
         (600, "initial"),
-        (-20, f"reserve job #{a.id}"),
-        (14, f"refund job #{a.id} (used 6 of 20 min)"),
+        (-20, f"reserve job {a.id}"),
+        (14, f"refund job {a.id} (used 6 of 20 min)"),
         (50, "grant: state championship"),
     ]
     assert s.budget.balance("local") == 644
@@ -306,11 +307,7 @@ def test_prune_keeps_latest_and_best_of_ended_jobs(jobs_services: Services, sett
 
 def test_continue_needs_the_same_labels(jobs_services: Services, tmp_path: Path) -> None:
     s = jobs_services
-    folder = tmp_path / "m"
-    folder.mkdir()
-    manifest = {"model": "ssd_mobilenet_v2_320", "labels": ["x"], "metrics": {}, "config": {}}
-    manifest["config"] = {"input_size": 128, "alpha": 0.35, "head_channels": 0}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    folder = write_model_folder(tmp_path / "m", labels=["x"]).path
     model = s.models.register("local", folder, "old")
     with pytest.raises(DatasetLabelsDiffer, match="Continue a model only on datasets with the same labels"):
         s.jobs.create("local", ["shapes"], from_model_id=model.id)
@@ -328,5 +325,5 @@ def test_reaping_rechecks_the_heartbeat_under_the_lock(jobs_services: Services) 
     job = s.jobs.create("local", ["shapes"], max_minutes=10)
     seen_stale_before = datetime.now(UTC) - timedelta(seconds=1)  # the reaper's query, before the claim
     s.jobs.claim("fresh-worker")
-    assert s.jobs._recover(job.id, "test", True, seen_stale_before) is False
+    assert s.recovery.recover(job.id, "test", True, seen_stale_before) is False
     assert s.jobs.get("local", job.id).state == JobState.PREPARING
