@@ -22,7 +22,9 @@ class SplitPlan:
     splits: list[Split]
     dup_groups: list[int | None]  # the near-copy group of each image, None when it has no near copy
     note: str  # in words: which split came from the export and which FieldLens drew
-    leaks: dict[Split, int]  # validation/test images that are near copies of a training image
+    # Validation/test images of the export's own split that are near copies of a training image
+    # (a split FieldLens drew keeps near copies together; the note says where chains were cut).
+    leaks: dict[Split, int]
 
 
 def _groups(filenames: Sequence[str], hashes: Sequence[int], val_fraction: float) -> Groups:
@@ -85,7 +87,9 @@ def plan_splits(
     has = set(hints)
     splits = [h or Split.TRAIN for h in hints]
     kept = "" if has == {None} else export_source or "the export"
+    from_export = {Split.TEST} & has
     if Split.VAL in has and Split.TRAIN in has:
+        from_export.add(Split.VAL)
         note = f"Split kept from the export ({kept}): {_counts(splits)}."
     else:
         # Draw validation from the images the export put in training (or left undecided).
@@ -112,7 +116,8 @@ def plan_splits(
                 f" {plural(groups.cut, 'chain')} of similar photos {'was' if groups.cut == 1 else 'were'} "
                 "too long to keep whole and cut in file-name order."
             )
-    return SplitPlan(splits, _dup_groups(groups), note, leaks(splits, groups))
+    found = leaks(splits, groups)
+    return SplitPlan(splits, _dup_groups(groups), note, {s: n for s, n in found.items() if s in from_export})
 
 
 def regroup(filenames: Sequence[str], hashes: Sequence[int], splits: Sequence[Split]) -> SplitPlan:
