@@ -1,7 +1,8 @@
 """The names of the files a robot gets from FieldLens, on the edge side.
 
-The server's model folder owns these names (storage/model_folder.py); the edge runtime may not
-import storage, so it keeps its own copy here, once, and tests/edge/test_files.py checks the two agree.
+The server's model folder owns these names (storage/model_folder.py); the edge runtime stands alone
+(no other FieldLens package), so it keeps its own copy here, once, and tests/edge/test_files.py
+checks that the two agree.
 """
 
 MODEL = "model_int8.tflite"  # the fully int8 detector, labels packed inside

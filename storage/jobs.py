@@ -29,7 +29,7 @@ from storage.errors import DatasetLabelsDiffer, NotFound, UserError
 from storage.job_rows import row_to_job, set_clause, values
 from storage.model_folder import ModelFolder
 from storage.models import ModelStore
-from storage.plan import CHECKPOINT_EVERY, DEFAULT_MODEL, Plan
+from storage.plan import CHECKPOINT_EVERY, DEFAULT_MODEL
 from storage.planning import JobPlanner
 
 log = logging.getLogger(__name__)
@@ -66,23 +66,9 @@ class JobStore:
         self.max_queued_total = max_queued_total
         self.max_minutes = max_minutes
         self.planner = JobPlanner(db, datasets, max_minutes)
+        self.plan = self.planner.plan  # check arguments and datasets; (plan, dataset ids, labels)
 
     # -- planning and creating -------------------------------------------------------------------
-
-    def plan(
-        self,
-        team_id: str,
-        dataset_names: list[str],
-        model: str = DEFAULT_MODEL,
-        steps: int = 1000,
-        batch_size: int = 32,
-        max_minutes: int = 60,
-        checkpoint_every: int = CHECKPOINT_EVERY,
-    ) -> tuple[Plan, list[int], tuple[str, ...]]:
-        """Check the arguments and datasets; the plan, dataset ids and labels (see storage/planning.py)."""
-        return self.planner.plan(
-            team_id, dataset_names, model, steps, batch_size, max_minutes, checkpoint_every
-        )
 
     def create(
         self,
