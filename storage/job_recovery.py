@@ -61,7 +61,8 @@ class JobRecovery:
                 return False  # finished meanwhile
             if stale_before is not None and job.heartbeat_at is not None and job.heartbeat_at >= stale_before:
                 return False  # a worker claimed it or beat its heartbeat since the query: it is alive
-            step = latest_step(job.checkpoint_dir)
+            # A remote worker keeps its checkpoints in the blob store; its reports say how far it got.
+            step = latest_step(job.checkpoint_dir) or self.jobs.last_checkpoint_step(job_id)
             where = f"from its checkpoint at step {step}" if step else "from the start (no checkpoint yet)"
             if job.stop_requested and step is None:
                 self.jobs.finish_locked(

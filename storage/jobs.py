@@ -24,7 +24,7 @@ import sqlite_utils
 from storage.budget import Budget, charged_minutes
 from storage.datasets import DatasetStore
 from storage.db import immediate, marks, parse_time, utcnow
-from storage.domain import FINAL_STATES, TRANSITIONS, Job, JobEvent, JobState
+from storage.domain import ACTIVE_STATES, FINAL_STATES, TRANSITIONS, Job, JobEvent, JobState
 from storage.errors import DatasetLabelsDiffer, NotFound, UserError
 from storage.job_rows import row_to_job, set_clause, values
 from storage.model_folder import ModelFolder
@@ -193,6 +193,10 @@ class JobStore:
     def list_team(self, team_id: str, limit: int = 50) -> list[Job]:
         return self._jobs("team_id = ? ORDER BY id DESC LIMIT ?", [team_id, limit])
 
+    def queued(self) -> list[Job]:
+        """Every team's QUEUED jobs, oldest first."""
+        return self._jobs("state = 'QUEUED' ORDER BY id", [])
+
     def events(self, job_id: int, after: int = 0, kinds: tuple[str, ...] | None = None) -> list[JobEvent]:
         sql = "SELECT * FROM job_events WHERE job_id = ? AND id > ?"
         args: list[object] = [job_id, after]
@@ -273,6 +277,42 @@ class JobStore:
             )
             self._event(row[0], "state", JobState.PREPARING, {"worker": worker_id})
         return self.get_any(row[0])
+
+    def claim_job(self, job_id: int, worker_id: str) -> Job | None:
+        """Take job `job_id` if it is still QUEUED (a remote worker got its task); None otherwise."""
+        with immediate(self.db):
+            now = utcnow()
+            changed = self.db.execute(
+                "UPDATE jobs SET state = 'PREPARING', worker_id = ?, heartbeat_at = ?, updated_at = ?,"
+                " attempts = attempts + 1 WHERE id = ? AND state = 'QUEUED'",
+                [worker_id, now, now, job_id],
+            ).rowcount
+            if changed != 1:
+                return None
+            self._event(job_id, "state", JobState.PREPARING, {"worker": worker_id})
+        return self.get_any(job_id)
+
+    def owned_by(self, job_id: int, worker_id: str) -> bool:
+        """Whether `worker_id` holds the job now (reports of any other worker are dropped)."""
+        row = self.db.execute("SELECT worker_id, state FROM jobs WHERE id = ?", [job_id]).fetchone()
+        return row is not None and row[0] == worker_id and JobState(row[1]) in ACTIVE_STATES
+
+    def queued_generation(self, job_id: int) -> int:
+        """The id of the event that last queued the job: one number per time it entered the queue."""
+        row = self.db.execute(
+            "SELECT MAX(id) FROM job_events WHERE job_id = ? AND kind = 'state' AND state = 'QUEUED'",
+            [job_id],
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def last_checkpoint_step(self, job_id: int) -> int | None:
+        """The step of the job's last reported checkpoint (a remote worker keeps the files)."""
+        row = self.db.execute(
+            "SELECT json_extract(data, '$.step') FROM job_events WHERE job_id = ? AND kind = 'checkpoint'"
+            " ORDER BY id DESC LIMIT 1",
+            [job_id],
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
 
     def heartbeat(self, worker_id: str, job_ids: list[int]) -> None:
         if not job_ids:

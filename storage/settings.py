@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     )
     notify_seconds: float = Field(3.0, gt=0, description="How often the bot updates progress messages.")
     log_level: str = Field("INFO", description="Logging level of every FieldLens process.")
+    broker_url: str | None = Field(
+        None,
+        description="Redis URL of the Celery broker (redis://host:6379/0): jobs then run on remote "
+        "`fieldlens worker --broker` machines instead of the embedded worker.",
+    )
+    store: str | None = Field(
+        None,
+        description="Blob store shared with remote workers: file:///folder (NFS too) or s3://bucket "
+        "(default: file://<home>/store).",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of an S3-compatible server for an s3:// store (default: AWS)."
+    )
 
     @property
     def db_path(self) -> Path:
@@ -97,6 +110,10 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def store_url(self) -> str:
+        return self.store or (self.home / "store").resolve().as_uri()
 
     def require_discord_token(self) -> str:
         if self.discord_token is None or not self.discord_token.get_secret_value():

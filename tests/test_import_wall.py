@@ -1,5 +1,6 @@
 """The import wall: the bot never loads TensorFlow; the edge loads neither TensorFlow nor discord; the
-base (storage) loads no leaf; the trainer never loads the CLI or the bot."""
+base (storage) loads no leaf; the trainer never loads the CLI or the bot; remote work (cluster) loads
+no TensorFlow until a job runs."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import sys
 import pytest
 
 FORBIDDEN = {
-    "storage": ("tensorflow", "keras", "discord", "trainer", "bot", "edge", "fieldlens"),
-    "bot": ("tensorflow", "keras", "trainer"),
-    "edge": ("tensorflow", "keras", "discord", "trainer", "bot", "storage", "fieldlens"),
+    "storage": ("tensorflow", "keras", "discord", "trainer", "bot", "edge", "fieldlens", "cluster", "celery"),
+    "bot": ("tensorflow", "keras", "trainer", "cluster", "celery"),
+    "edge": ("tensorflow", "keras", "discord", "trainer", "bot", "storage", "fieldlens", "cluster"),
     "fieldlens.cli": ("tensorflow", "keras", "discord"),
-    "trainer": ("discord", "bot", "fieldlens"),
+    "trainer": ("discord", "bot", "fieldlens", "cluster", "celery"),
+    # Remote work loads TensorFlow only inside a job's process, never when a worker or the control
+    # consumer starts.
+    "cluster": ("tensorflow", "keras", "discord", "bot", "fieldlens"),
 }
 
 

@@ -13,13 +13,11 @@ from pathlib import Path
 
 from storage.db import utcnow
 from storage.job_folder import JobFolder
-from storage.services import Services
 
 
-def capture_output(services: Services, job_id: int) -> Path:
-    """Send this process's stdout and stderr to the job's log file; returns its path."""
-    job = services.jobs.get_any(job_id)
-    folder = JobFolder(job.checkpoint_dir or services.settings.home / "jobs" / str(job_id))
+def capture_output(workdir: Path, job_id: int, attempt: int) -> Path:
+    """Send this process's stdout and stderr to the job's log file in `workdir`; returns its path."""
+    folder = JobFolder(workdir)
     folder.path.mkdir(parents=True, exist_ok=True)
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
@@ -32,5 +30,5 @@ def capture_output(services: Services, job_id: int) -> Path:
         os.close(fd)
     if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # a file is block-buffered; a crash would lose lines
-    print(f"--- {utcnow()} job {job_id}, attempt {job.attempts}, process {os.getpid()} ---", flush=True)
+    print(f"--- {utcnow()} job {job_id}, attempt {attempt}, process {os.getpid()} ---", flush=True)
     return folder.log

@@ -1,8 +1,9 @@
 """One job in its own process: load data, train, export, verify, register the model, finish the job.
 
 The worker starts this in a child process, so an out-of-memory kill or a crash here cannot take the
-worker down. The child talks to the world only through the database (state, progress events) and the
-job's folder (checkpoints); it dies with its worker.
+worker down. The child talks to the world only through its `JobLink` (trainer/job_link.py): the
+database and the data folder for the embedded worker, the control queue and the blob store for a
+remote one (cluster/remote.py). It dies with its worker.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from pathlib import Path
 from storage.checkpoints import latest_step
 from storage.domain import Job, JobState
 from storage.errors import UserError
-from storage.jobs import IllegalTransition, JobStore
-from storage.model_folder import ModelFolder
-from storage.services import Services, open_services
+from storage.jobs import IllegalTransition
+from storage.services import open_services
 from storage.settings import Settings
 from trainer.events import Checkpoint, Event, Finished, Started, Step, to_json
+from trainer.job_link import JobLink, JobLost, LocalLink
 from trainer.job_log import capture_output
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ def _die_with_parent(parent_pid: int) -> None:
 class StopWatcher:
     """The trainer's `should_stop`: polls the job's stop flag at most every half second."""
 
-    def __init__(self, jobs: JobStore, job: Job, parent_pid: int) -> None:
-        self.jobs, self.job, self.parent_pid = jobs, job, parent_pid
+    def __init__(self, link: JobLink, parent_pid: int) -> None:
+        self.link, self.parent_pid = link, parent_pid
         self.last_poll, self.stop = 0.0, False
 
     def __call__(self) -> bool:
@@ -60,8 +61,8 @@ class StopWatcher:
         now = time.monotonic()
         if not self.stop and now - self.last_poll >= STOP_POLL_SECONDS:
             self.last_poll = now
-            self.stop = self.jobs.state_of(self.job.id)[1]
-        if self.stop and latest_step(self.job.checkpoint_dir) is None:
+            self.stop = self.link.stop_requested()
+        if self.stop and latest_step(str(self.link.workdir)) is None:
             raise CanceledBeforeCheckpoint
         return self.stop
 
@@ -70,8 +71,8 @@ class Reporter:
     """The trainer's `on_event`: RUNNING at start, progress every 2 s, every checkpoint, STOPPING when
     a stop request ended the training (the model is exported next)."""
 
-    def __init__(self, jobs: JobStore, job: Job, base_seconds: float) -> None:
-        self.jobs, self.job, self.base = jobs, job, base_seconds
+    def __init__(self, link: JobLink, base_seconds: float) -> None:
+        self.link, self.base = link, base_seconds
         self.last = 0.0
         self.seconds = base_seconds
 
@@ -79,15 +80,15 @@ class Reporter:
         if isinstance(event, Started):
             # A stop requested while preparing leaves the job STOP_REQUESTED.
             with contextlib.suppress(IllegalTransition):
-                self.jobs.transition(self.job.id, JobState.RUNNING, {"device": event.device})
+                self.link.transition(JobState.RUNNING, {"device": event.device})
             message = {"message": f"training on {event.device}", **to_json(event)}
-            self.jobs.progress(self.job.id, "log", message)
+            self.link.progress("log", message)
         elif isinstance(event, Step):
             self._step(event)
         elif isinstance(event, Checkpoint):
             self._checkpoint(event)
         elif isinstance(event, Finished) and event.result.reason == "stop_requested":
-            self.jobs.transition(self.job.id, JobState.STOPPING)
+            self.link.transition(JobState.STOPPING)
 
     def _step(self, event: Step) -> None:
         self.seconds = self.base + event.elapsed_seconds
@@ -103,9 +104,7 @@ class Reporter:
             "eta_seconds": event.eta_seconds,
             "training_seconds": self.seconds,
         }
-        self.jobs.progress(
-            self.job.id, "progress", data, steps_completed=event.step, training_seconds=self.seconds
-        )
+        self.link.progress("progress", data, steps_completed=event.step, training_seconds=self.seconds)
 
     def _checkpoint(self, event: Checkpoint) -> None:
         m = event.metrics
@@ -118,8 +117,8 @@ class Reporter:
             "loss": train_loss.get("total") if isinstance(train_loss, dict) else None,
             "per_class_ap50": m.get("per_class_ap50"),
         }
-        self.jobs.progress(
-            self.job.id,
+        self.link.checkpointed()
+        self.link.progress(
             "checkpoint",
             data,
             steps_completed=event.step,
@@ -146,7 +145,19 @@ def job_config(job: Job, labels: tuple[str, ...], default_weights: str = "imagen
 
 
 def run_job(settings: Settings, job_id: int, parent_pid: int, gpu: str | None = None) -> None:
-    """Entry point of the child process; `gpu` pins it to one GPU (before TensorFlow loads)."""
+    """Entry point of the embedded worker's child process; `gpu` pins it to one GPU."""
+    prepare_process(settings, f"job-{job_id}", parent_pid, gpu)
+    services = open_services(settings)
+    try:
+        link = LocalLink(services, job_id)
+        capture_output(link.workdir, job_id, link.job.attempts)  # `fieldlens train logs N`, the job page
+        run_linked(link, parent_pid, settings.home / "cache")
+    finally:
+        services.close()
+
+
+def prepare_process(settings: Settings, name: str, parent_pid: int, gpu: str | None) -> None:
+    """Die with the worker, see only `gpu` (before TensorFlow loads), yield the CPU, log as `name`."""
     _die_with_parent(parent_pid)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -156,53 +167,35 @@ def run_job(settings: Settings, job_id: int, parent_pid: int, gpu: str | None = 
         os.nice(10)
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format=f"%(asctime)s %(levelname)s job-{job_id} %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s",
     )
-    services = open_services(settings)
-    capture_output(services, job_id)  # the job's log file: `fieldlens train logs N`, the job page
-    try:
-        _run(services, job_id, parent_pid)
-    finally:
-        services.close()
 
 
-def _fail(jobs: JobStore, job_id: int, message: str, seconds: float) -> None:
+def _fail(link: JobLink, message: str, seconds: float) -> None:
     try:
-        jobs.finish(job_id, JobState.FAILED, {"reason": message}, error=message, training_seconds=seconds)
+        link.finish(JobState.FAILED, {"reason": message}, None, error=message, training_seconds=seconds)
     except IllegalTransition:
-        log.warning("job #%s could not be marked FAILED: it already ended", job_id)
+        log.warning("job #%s could not be marked FAILED: it already ended", link.job.id)
 
 
-def _run(services: Services, job_id: int, parent_pid: int) -> None:
+def run_linked(link: JobLink, parent_pid: int, cache_dir: Path) -> None:
+    """Run the job `link` leads to: the same path for the embedded worker and a remote one."""
     import tensorflow as tf
 
-    from trainer.pipeline import load_data, train_and_deliver
+    from trainer.pipeline import train_and_deliver
 
-    jobs = services.jobs
-    job = jobs.get_any(job_id)
-    base_seconds = job.training_seconds
-    reporter = Reporter(jobs, job, base_seconds)
-    watcher = StopWatcher(jobs, job, parent_pid)
-    workdir = Path(job.checkpoint_dir or services.settings.home / "jobs" / str(job_id))
-    out_dir = services.settings.home / "models" / job.team_id / f"job-{job_id}"
+    job = link.job
+    reporter = Reporter(link, job.training_seconds)
+    watcher = StopWatcher(link, parent_pid)
     try:
-        names = [services.datasets.get_by_id(job.team_id, i).name for i in job.dataset_ids]
-        labels, data = load_data(services, job.team_id, names, services.settings.home / "cache")
-        config = job_config(job, labels.labels)
-        init_weights = None
-        if job.from_model_id is not None:
-            parent = services.models.get(job.team_id, job.from_model_id)
-            init_weights = ModelFolder(parent.path).weights
+        inputs = link.inputs(cache_dir)
+        config = job_config(job, inputs.labels.labels)
+        if inputs.init_weights is not None:
             config = config.with_(weights="none")
         watcher()  # a stop while preparing cancels here
-        shutil.rmtree(out_dir, ignore_errors=True)  # a half export from an earlier attempt
-        result, manifest = train_and_deliver(config, data, workdir, out_dir, reporter, watcher, init_weights)
-        model = services.models.register(
-            job.team_id,
-            out_dir,
-            name=f"job {job_id}: {job.description or '+'.join(names)}"[:100],
-            job_id=job_id,
-            parent_model_id=job.from_model_id,
+        shutil.rmtree(link.out_dir, ignore_errors=True)  # a half export from an earlier attempt
+        result, manifest = train_and_deliver(
+            config, inputs.data, link.workdir, link.out_dir, reporter, watcher, inputs.init_weights
         )
         metrics = {
             **manifest.metrics.headline(),
@@ -210,40 +203,38 @@ def _run(services: Services, job_id: int, parent_pid: int) -> None:
             "images_per_second": result.images_per_second,
             "int8_ok": manifest.int8_ok,
         }
-        jobs.finish(
-            job_id,
+        link.finish(
             JobState.STOPPED if result.reason == "stop_requested" else JobState.SUCCEEDED,
-            {"reason": result.reason, "model_id": model.id, "verdict": manifest.verdict},
-            model_id=model.id,
+            {"reason": result.reason, "verdict": manifest.verdict},
+            f"job {job.id}: {job.description or '+'.join(inputs.dataset_names)}"[:100],
             steps_completed=result.steps_completed,
-            training_seconds=base_seconds + result.seconds,
+            training_seconds=job.training_seconds + result.seconds,
             metrics=metrics,
         )
+    except JobLost:
+        log.warning("job #%s was handed to another worker; this attempt ends here", job.id)
     except CanceledBeforeCheckpoint:
-        jobs.finish(
-            job_id,
+        link.finish(
             JobState.CANCELED,
             {"reason": "stopped before the first checkpoint"},
+            None,
             training_seconds=reporter.seconds,
         )
     except (MemoryError, tf.errors.ResourceExhaustedError):
         _fail(
-            jobs,
-            job_id,
+            link,
             f"Training ran out of memory at batch size {job.batch_size}. Retry the job with a smaller "
             f"batch size ({max(job.batch_size // 2, 1)}, say); it resumes from its last checkpoint.",
             reporter.seconds,
         )
     except UserError as e:
-        _fail(jobs, job_id, str(e), reporter.seconds)
+        _fail(link, str(e), reporter.seconds)
     except Exception:
         ref = secrets.token_hex(3)
-        log.exception("job #%s failed (ref %s)", job_id, ref)
+        log.exception("job #%s failed (ref %s)", job.id, ref)
         _fail(
-            jobs,
-            job_id,
-            f"Something went wrong in training (ref {ref}). Tell "
-            f"{services.settings.operators(mentions=False)} the ref; retrying the job resumes from its "
-            "last checkpoint.",
+            link,
+            f"Something went wrong in training (ref {ref}). Tell {link.operators} the ref; retrying the "
+            "job resumes from its last checkpoint.",
             reporter.seconds,
         )

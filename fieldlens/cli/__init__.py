@@ -24,6 +24,7 @@ _COMMANDS = {
     "job": ("fieldlens.cli.jobs", "job"),
     "budget": ("fieldlens.cli.service", "budget"),
     "worker": ("fieldlens.cli.service", "worker"),
+    "control": ("fieldlens.cli.service", "control"),
     "bot": ("fieldlens.cli.bot", "bot"),
 }
 

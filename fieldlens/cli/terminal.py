@@ -23,15 +23,34 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from storage.wording import duration
 
 console = Console(stderr=True)
-_handler: RichHandler | None = None
+_handler: logging.Handler | None = None
 # Loggers of libraries that talk a lot at INFO and WARNING while training and exporting.
 CHATTY = ("absl", "tensorflow", "h5py", "matplotlib", "PIL", "py.warnings", "apscheduler")
 
 
+class _LineHandler(logging.Handler):
+    """One plain line per record, on the console's stream (which `quiet` may move)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            console.file.write(self.format(record) + "\n")
+            console.file.flush()
+        except Exception:
+            self.handleError(record)
+
+
 def setup_logging(level: str) -> None:
-    """One handler on stderr for the whole process (called once per entry point)."""
+    """One handler on stderr for the whole process (called once per entry point).
+
+    A terminal gets rich's handler; a file or a service manager's journal gets one plain, unwrapped
+    line per record, which grep can find.
+    """
     global _handler
-    _handler = RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
+    if console.is_terminal:
+        _handler = RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
+    else:
+        _handler = _LineHandler()
+        _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[_handler], force=True)
     logging.captureWarnings(True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

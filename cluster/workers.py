@@ -1,0 +1,181 @@
+"""`fieldlens worker --broker URL [--gpus 0,1]`: stateless training machines, and how to watch them.
+
+    launch        one Celery worker process per GPU (CUDA_VISIBLE_DEVICES set before TensorFlow
+                  loads; one task at a time, none reserved ahead), or one on the CPU
+    run_worker    one such process: the train task, and a thread that heartbeats the worker
+    list_workers  what `fieldlens worker list` shows: each worker, its GPU, its job, its last beat
+    drain         `fieldlens worker drain NAME`: it finishes its job and takes no new one
+
+A worker reads its settings from its own environment (FIELDLENS_HOME is its cache; it never opens a
+database) and shares nothing with the bot's machine but the broker and FIELDLENS_STORE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import TimeoutError as CeleryTimeout
+
+from cluster.app import DRAINING_KEY, HEARTBEAT, TRAIN, TRAIN_QUEUE, WORKERS_KEY, make_app, redis_client
+from cluster.remote import RemoteLink, claim
+from cluster.store import open_store
+from storage.settings import Settings
+
+log = logging.getLogger(__name__)
+FORGET_WORKERS_AFTER_SECONDS = 24 * 3600
+
+
+def worker_name(gpu: str | None) -> str:
+    """Unique per process: a restarted worker is a new worker (its old reports are fenced off)."""
+    return f"fieldlens-{'gpu' + gpu if gpu is not None else 'cpu'}-{os.getpid()}@{socket.gethostname()}"
+
+
+def run_train_task(
+    task: Task, app: Celery, settings: Settings, payload: dict[str, Any], gpu: str | None
+) -> str:
+    """The body of the train task, in a fresh pool process of the worker."""
+    from trainer.job_log import capture_output
+    from trainer.job_runner import prepare_process, run_linked
+
+    worker_id = task.request.hostname
+    job_id = payload["job_id"]
+    try:
+        claimed = claim(app, job_id, worker_id)
+    except CeleryTimeout as e:  # the bot's machine does not answer: ask again later
+        raise task.retry(countdown=5, max_retries=None) from e
+    if claimed is None:
+        return f"job {job_id} was not for this worker"
+    parent = os.getppid()  # the Celery worker: this process dies with it
+    prepare_process(settings, f"job-{job_id}", parent, None)
+    assert settings.broker_url
+    store = open_store(settings.store_url, settings.s3_endpoint_url)
+    link = RemoteLink(
+        app,
+        store,
+        redis_client(settings.broker_url),
+        settings.home,
+        payload,
+        claimed,
+        worker_id,
+        settings.operators(mentions=False),
+    )
+    capture_output(link.workdir, job_id, link.job.attempts)
+    info = {"host": socket.gethostname(), "gpu": gpu, "pid": os.getpid()}
+    with link.heartbeats(settings.heartbeat_seconds, info):
+        run_linked(link, parent, settings.home / "cache")
+    return f"job {job_id} ran"
+
+
+def make_worker_app(settings: Settings, gpu: str | None) -> Celery:
+    assert settings.broker_url
+    app = make_app(settings.broker_url)
+
+    @app.task(name=TRAIN, bind=True)
+    def train(task: Task, payload: dict[str, Any]) -> str:
+        return run_train_task(task, app, settings, payload, gpu)
+
+    return app
+
+
+def _presence(app: Celery, name: str, info: dict[str, Any], every: float, stop: threading.Event) -> None:
+    """The worker process's own heartbeat: `fieldlens worker list` sees idle workers too."""
+    while True:
+        with contextlib.suppress(Exception):
+            app.send_task(HEARTBEAT, args=[name, [], info], ignore_result=True)
+        if stop.wait(every):
+            return
+
+
+def run_worker(settings: Settings, gpu: str | None = None, loglevel: str = "INFO") -> None:
+    """One Celery worker process taking train tasks one at a time, until interrupted."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before any TensorFlow loads, in this process's children
+    app = make_worker_app(settings, gpu)
+    name = worker_name(gpu)
+    info = {"host": socket.gethostname(), "gpu": gpu, "pid": os.getpid(), "started": time.time()}
+    stop = threading.Event()
+    beat = threading.Thread(
+        target=_presence, args=(app, name, info, settings.heartbeat_seconds, stop), daemon=True
+    )
+    beat.start()
+    try:
+        app.worker_main(
+            ["worker", "-Q", TRAIN_QUEUE, "-c", "1", "-P", "prefork", "-n", name, "-E",
+             "--without-gossip", "--without-mingle", f"--loglevel={loglevel}"]
+        )  # fmt: skip
+    finally:
+        stop.set()
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def launch(settings: Settings, gpus: list[str], argv_base: list[str]) -> int:
+    """One worker process per GPU (`argv_base + ['--gpus', g]`), or this process alone for 0-1 GPU."""
+    if len(gpus) <= 1:
+        run_worker(settings, gpus[0] if gpus else None)
+        return 0
+    children = [
+        subprocess.Popen([*argv_base, "--gpus", g], preexec_fn=_die_with_parent)  # noqa: S603 - our argv
+        for g in gpus
+    ]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
+
+
+def list_workers(settings: Settings, jobs_by_worker: dict[str, int]) -> list[dict[str, Any]]:
+    """Workers that beat within a day, newest first; `jobs_by_worker` comes from SQLite."""
+    assert settings.broker_url
+    r = redis_client(settings.broker_url)
+    draining = {str(d) for d in r.smembers(DRAINING_KEY)}
+    now = time.time()
+    out = []
+    for key, raw in r.hgetall(WORKERS_KEY).items():
+        name = str(key)
+        info = json.loads(raw)
+        age = now - info["last_seen"]
+        if age > FORGET_WORKERS_AFTER_SECONDS:
+            r.hdel(WORKERS_KEY, name)
+            continue
+        out.append(
+            {
+                "name": name,
+                "host": info.get("host"),
+                "gpu": info.get("gpu"),
+                "job": jobs_by_worker.get(name),
+                "last_heartbeat_seconds_ago": round(age, 1),
+                "alive": age < settings.worker_timeout_seconds,
+                "draining": name in draining,
+            }
+        )
+    return sorted(out, key=lambda w: w["last_heartbeat_seconds_ago"])
+
+
+def drain(settings: Settings, name: str) -> bool:
+    """Tell worker `name` to take no new job (its current one finishes); False if it did not answer."""
+    assert settings.broker_url
+    app = make_app(settings.broker_url)
+    replies = app.control.cancel_consumer(TRAIN_QUEUE, destination=[name], reply=True, timeout=5)
+    if replies:
+        redis_client(settings.broker_url).sadd(DRAINING_KEY, name)
+    return bool(replies)
