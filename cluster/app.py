@@ -6,11 +6,16 @@
               process that writes what they say into SQLite
 
 Tasks are sent by name, so the bot's machine never imports the trainer and a worker never imports
-the control side. Broker and result backend are the same Redis; only `claim` and `heartbeat` keep
-a result (the worker waits for the answer).
+the control side. The two calls a worker waits on (`claim`, a job's `heartbeat`) are answered on a
+Redis list of their own (`call`), not through Celery's result backend, whose waiting side can hang in
+a forked pool process.
 """
 
 from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
 
 import redis
 from celery import Celery
@@ -28,6 +33,8 @@ STOP_KEY = "fieldlens:stop:{job_id}"  # set while a stop of the job is asked for
 DISPATCHED_KEY = "fieldlens:dispatched:{job_id}:{generation}"  # one train task per time it is queued
 WORKERS_KEY = "fieldlens:workers"  # hash: worker name -> what its last heartbeat said
 DRAINING_KEY = "fieldlens:draining"  # set of worker names told to take no new job
+REPLY_KEY = "fieldlens:reply:{id}"  # the answer to one `call`
+REPLY_TTL_SECONDS = 300
 
 
 class BadBrokerURL(UserError):
@@ -40,11 +47,10 @@ def make_app(broker_url: str) -> Celery:
             f"FIELDLENS_BROKER_URL={broker_url!r} is not a Redis URL. Give redis://host:6379/0 "
             "(FieldLens uses Redis as Celery's broker)."
         )
-    app = Celery("fieldlens", broker=broker_url, backend=broker_url, set_as_current=False)
+    app = Celery("fieldlens", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
-        result_serializer="json",
         task_routes={TRAIN: {"queue": TRAIN_QUEUE}, "fieldlens.control.*": {"queue": CONTROL_QUEUE}},
         task_default_queue=CONTROL_QUEUE,
         # Acknowledged when it starts, never late: with Redis a long unacknowledged task is handed
@@ -55,7 +61,6 @@ def make_app(broker_url: str) -> Celery:
         worker_disable_prefetch=True,  # a busy worker holds no second job another could run
         worker_max_tasks_per_child=1,  # each job in a fresh process: GPU memory goes back after it
         task_ignore_result=True,
-        result_expires=3600,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,  # a job's process sends its output to the job's log file
@@ -65,7 +70,28 @@ def make_app(broker_url: str) -> Celery:
     return app
 
 
-def redis_client(broker_url: str) -> redis.Redis:
+def redis_client(broker_url: str, socket_timeout: float = 10) -> redis.Redis:
     return redis.Redis.from_url(
-        broker_url, socket_timeout=10, health_check_interval=30, decode_responses=True
+        broker_url, socket_timeout=socket_timeout, health_check_interval=30, decode_responses=True
     )
+
+
+class NoAnswer(TimeoutError):
+    """The bot's machine did not answer a worker's call in time."""
+
+
+def call(app: Celery, r: redis.Redis, name: str, args: list[Any], timeout: float) -> Any:
+    """Send task `name` to the control queue and wait for its answer (see `answer`)."""
+    key = REPLY_KEY.format(id=uuid.uuid4().hex)
+    app.send_task(name, args=args, kwargs={"reply_to": key})
+    got = r.blpop([key], timeout=max(1, round(timeout)))
+    if got is None:
+        raise NoAnswer(f"{name} got no answer from the bot's machine within {timeout:g} s")
+    return json.loads(got[1])
+
+
+def answer(r: redis.Redis, reply_to: str | None, value: Any) -> None:
+    """The control side's answer to a `call` (kept a few minutes for a caller that is late)."""
+    if reply_to:
+        r.rpush(reply_to, json.dumps(value))
+        r.expire(reply_to, REPLY_TTL_SECONDS)

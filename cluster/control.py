@@ -25,7 +25,17 @@ from typing import Any
 
 from celery import Celery
 
-from cluster.app import CLAIM, CONTROL_QUEUE, FINISH, HEARTBEAT, REPORT, STOP_KEY, WORKERS_KEY, make_app
+from cluster.app import (
+    CLAIM,
+    CONTROL_QUEUE,
+    FINISH,
+    HEARTBEAT,
+    REPORT,
+    STOP_KEY,
+    WORKERS_KEY,
+    answer,
+    make_app,
+)
 from cluster.app import redis_client as make_redis
 from cluster.dispatch import Dispatcher
 from cluster.store import ObjectStore, get_folder, open_store
@@ -55,7 +65,12 @@ class Control:
         self.dropped += 1
         log.warning("dropped %s for job #%s from %s, which no longer owns it", what, job_id, worker_id)
 
-    def claim(self, job_id: int, worker_id: str) -> dict[str, Any] | None:
+    def claim(self, job_id: int, worker_id: str, reply_to: str | None = None) -> dict[str, Any] | None:
+        found = self._claim(job_id, worker_id)
+        answer(self.redis, reply_to, found)
+        return found
+
+    def _claim(self, job_id: int, worker_id: str) -> dict[str, Any] | None:
         job = self.services.jobs.claim_job(job_id, worker_id)
         if job is None:
             log.info("job #%s is no longer queued; %s does not get it", job_id, worker_id)
@@ -129,8 +144,10 @@ class Control:
             log.warning("job #%s: %s (end reported by %s)", job_id, e, worker_id)
         self._copy_job_files(job_id, None)
 
-    def heartbeat(self, worker: str, job_ids: list[int], info: dict[str, Any]) -> list[int]:
-        """Record that `worker` is alive; returns those of `job_ids` it no longer owns."""
+    def heartbeat(
+        self, worker: str, job_ids: list[int], info: dict[str, Any], reply_to: str | None = None
+    ) -> list[int]:
+        """Record that `worker` is alive; answers with those of `job_ids` it no longer owns."""
         jobs = self.services.jobs
         lost = [j for j in job_ids if not jobs.owned_by(j, worker)]
         for job_id in lost:
@@ -139,6 +156,7 @@ class Control:
         info = {**info, "last_seen": time.time()}
         if not job_ids:  # the worker process's own beat; its job's beats come from the job's process
             self.redis.hset(WORKERS_KEY, worker, json.dumps(info))
+        answer(self.redis, reply_to, lost)
         return lost
 
     def _copy_job_files(self, job_id: int, step: int | None) -> None:
@@ -152,10 +170,10 @@ class Control:
 
 
 def register_control_tasks(app: Celery, control: Control) -> None:
-    app.task(name=CLAIM, ignore_result=False)(control.claim)
+    app.task(name=CLAIM)(control.claim)
     app.task(name=REPORT)(control.report)
     app.task(name=FINISH)(control.finish)
-    app.task(name=HEARTBEAT, ignore_result=False)(control.heartbeat)
+    app.task(name=HEARTBEAT)(control.heartbeat)
 
 
 def _dispatch(settings: Settings, app: Celery, store: ObjectStore, stop: threading.Event) -> None:

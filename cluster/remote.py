@@ -30,7 +30,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from cluster.app import CLAIM, FINISH, HEARTBEAT, REPORT, STOP_KEY
+from cluster.app import CLAIM, FINISH, HEARTBEAT, REPORT, STOP_KEY, call, redis_client
 from cluster.dispatch import image_key
 from cluster.store import ObjectStore, get_folder, put_folder
 from storage.blobs import BlobStore
@@ -74,14 +74,15 @@ class RemoteLink:
         self,
         app: Celery,
         store: ObjectStore,
-        r: redis.Redis,
+        broker_url: str,
         home: Path,
         payload: dict[str, Any],
         claimed: dict[str, Any],
         worker_id: str,
         operators: str,
     ) -> None:
-        self.app, self.store, self.redis = app, store, r
+        self.app, self.store, self.broker_url = app, store, broker_url
+        self.redis = redis_client(broker_url)
         self.payload, self.worker_id, self.operators = payload, worker_id, operators
         self.job = job_from_claim(claimed)
         self.home = home
@@ -224,12 +225,12 @@ class RemoteLink:
     def heartbeats(self, every: float, info: dict[str, Any]) -> Iterator[None]:
         """Heartbeat the job every `every` seconds while the block runs; note when it is lost."""
         done = threading.Event()
+        r = redis_client(self.broker_url, socket_timeout=every * 2 + 10)  # its own, for its thread
 
         def beat() -> None:
             while not done.wait(every):
                 with contextlib.suppress(Exception):  # the control side down: the reaper decides
-                    result = self.app.send_task(HEARTBEAT, args=[self.worker_id, [self.job.id], info])
-                    lost = result.get(timeout=every * 2, disable_sync_subtasks=False)
+                    lost = call(self.app, r, HEARTBEAT, [self.worker_id, [self.job.id], info], every * 2)
                     if self.job.id in lost:
                         log.warning("job #%s now belongs to another worker; stopping here", self.job.id)
                         self.lost = True
@@ -242,7 +243,6 @@ class RemoteLink:
             done.set()
 
 
-def claim(app: Celery, job_id: int, worker_id: str) -> dict[str, Any] | None:
+def claim(app: Celery, r: redis.Redis, job_id: int, worker_id: str) -> dict[str, Any] | None:
     """Ask the control queue for the job; its answer, or None when the job is not to be run here."""
-    result = app.send_task(CLAIM, args=[job_id, worker_id])
-    return result.get(timeout=CLAIM_TIMEOUT_SECONDS, disable_sync_subtasks=False)
+    return call(app, r, CLAIM, [job_id, worker_id], CLAIM_TIMEOUT_SECONDS)

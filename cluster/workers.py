@@ -26,10 +26,18 @@ import time
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import TimeoutError as CeleryTimeout
 
-from cluster.app import DRAINING_KEY, HEARTBEAT, TRAIN, TRAIN_QUEUE, WORKERS_KEY, make_app, redis_client
-from cluster.remote import RemoteLink, claim
+from cluster.app import (
+    DRAINING_KEY,
+    HEARTBEAT,
+    TRAIN,
+    TRAIN_QUEUE,
+    WORKERS_KEY,
+    NoAnswer,
+    make_app,
+    redis_client,
+)
+from cluster.remote import CLAIM_TIMEOUT_SECONDS, RemoteLink, claim
 from cluster.store import open_store
 from storage.settings import Settings
 
@@ -51,20 +59,25 @@ def run_train_task(
 
     worker_id = task.request.hostname
     job_id = payload["job_id"]
+    assert settings.broker_url
     try:
-        claimed = claim(app, job_id, worker_id)
-    except CeleryTimeout as e:  # the bot's machine does not answer: ask again later
+        claimed = claim(
+            app,
+            redis_client(settings.broker_url, socket_timeout=CLAIM_TIMEOUT_SECONDS + 10),
+            job_id,
+            worker_id,
+        )
+    except NoAnswer as e:  # the bot's machine does not answer: ask again later
         raise task.retry(countdown=5, max_retries=None) from e
     if claimed is None:
         return f"job {job_id} was not for this worker"
     parent = os.getppid()  # the Celery worker: this process dies with it
     prepare_process(settings, f"job-{job_id}", parent, None)
-    assert settings.broker_url
     store = open_store(settings.store_url, settings.s3_endpoint_url)
     link = RemoteLink(
         app,
         store,
-        redis_client(settings.broker_url),
+        settings.broker_url,
         settings.home,
         payload,
         claimed,
@@ -93,7 +106,7 @@ def _presence(app: Celery, name: str, info: dict[str, Any], every: float, stop: 
     """The worker process's own heartbeat: `fieldlens worker list` sees idle workers too."""
     while True:
         with contextlib.suppress(Exception):
-            app.send_task(HEARTBEAT, args=[name, [], info], ignore_result=True)
+            app.send_task(HEARTBEAT, args=[name, [], info])
         if stop.wait(every):
             return
 
@@ -130,7 +143,11 @@ def launch(settings: Settings, gpus: list[str], argv_base: list[str]) -> int:
         run_worker(settings, gpus[0] if gpus else None)
         return 0
     children = [
-        subprocess.Popen([*argv_base, "--gpus", g], preexec_fn=_die_with_parent)  # noqa: S603 - our argv
+        subprocess.Popen(  # noqa: S603 - our own argv
+            [*argv_base, "--gpus", g],
+            env={**os.environ, "CUDA_VISIBLE_DEVICES": g},
+            preexec_fn=_die_with_parent,
+        )
         for g in gpus
     ]
 
