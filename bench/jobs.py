@@ -68,8 +68,8 @@ def latency(
             t0 = time.perf_counter()
             job = s.jobs.create("local", ["bench"], steps=500, batch_size=16, max_minutes=1, config=TINY)
             t1 = time.perf_counter()
-            s.jobs.get("local", busy.id)
-            s.jobs.last_progress(busy.id)
+            s.jobs.get("local", busy[0].id)
+            s.jobs.last_progress(busy[0].id)
             t2 = time.perf_counter()
             assert s.jobs.request_stop("local", job.id).state == JobState.CANCELED
             t3 = time.perf_counter()
@@ -88,7 +88,11 @@ def latency(
     finally:
         for proc in reversed(procs):
             proc.terminate()
-            proc.wait(60)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:  # a Celery worker waits for its task on SIGTERM
+                proc.kill()
+                proc.wait(10)
         s.close()
 
 
