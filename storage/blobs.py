@@ -11,8 +11,9 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -37,11 +38,14 @@ def atomic_write(path: Path, data: bytes, durable: bool = True, make_parent: boo
         path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked (a signal, a full pipe)
+                view = view[os.write(fd, view) :]
             if durable:
-                f.flush()
-                os.fsync(f.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -56,7 +60,7 @@ class BlobStore:
         self._folders: set[str] = set()  # fan-out folders known to exist (saves a mkdir per blob)
 
     def path(self, digest: str) -> Path:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        if len(digest) != 64 or not _HEX.issuperset(digest):
             raise ValueError(f"not a sha256 hex digest: {digest!r}")
         return self.root / digest[:2] / digest[2:]
 
@@ -72,7 +76,7 @@ class BlobStore:
         path = self.path(digest)
         try:
             # A blob that a power cut left short (written, renamed, never synced) is written again.
-            if path.stat().st_size == len(data):
+            if os.stat(path).st_size == len(data):
                 return digest, False
         except FileNotFoundError:
             pass
@@ -120,31 +124,24 @@ class BlobStore:
 
 
 class BlobWriter:
-    """Writes blobs on a few threads (file creation dominates ingest time) with bounded memory."""
+    """Stores the blobs of one ingest without an fsync each, and remembers the ones it created.
 
-    def __init__(self, blobs: BlobStore, threads: int = 2, in_flight: int = 32) -> None:
+    `put` writes on the calling thread: ingest calls it from its reading threads, one per core,
+    and file creation releases the GIL, so a pool of its own would only add hand-offs. Call
+    `BlobStore.flush()` before committing rows that name these blobs; `created()` lists what to
+    remove when the ingest fails.
+    """
+
+    def __init__(self, blobs: BlobStore) -> None:
         self._blobs = blobs
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="blob")
-        self._slots = threading.BoundedSemaphore(in_flight)
-        self._futures: list[Future[tuple[str, bool]]] = []
+        self._created: list[str] = []
 
     def put(self, data: bytes, digest: str) -> None:
-        self._slots.acquire()
-        future = self._pool.submit(self._blobs.put, data, digest, False)
-        future.add_done_callback(lambda _f: self._slots.release())
-        self._futures.append(future)
+        """Store `data` under `digest`; thread-safe (a failure, a full disk say, raises here)."""
+        digest, created = self._blobs.put(data, digest, durable=False)
+        if created:
+            self._created.append(digest)
 
     def created(self) -> list[str]:
-        """Wait for every write; return the digests this writer created (failed writes left out)."""
-        wait(self._futures)
-        return [f.result()[0] for f in self._futures if f.exception() is None and f.result()[1]]
-
-    def finish(self) -> None:
-        """Wait for every write; raise the first failure (a full disk, say)."""
-        wait(self._futures)
-        for f in self._futures:
-            if (error := f.exception()) is not None:
-                raise error
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """The digests this writer created so far."""
+        return list(self._created)

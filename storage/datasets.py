@@ -10,6 +10,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import sqlite_utils
@@ -153,7 +154,6 @@ class DatasetStore:
         writer = BlobWriter(self.blobs)
         try:
             read = read_dataset(archive, writer.put)
-            writer.finish()
             drafts = read.images
             warnings = read.warnings
             if not drafts:
@@ -169,17 +169,19 @@ class DatasetStore:
                     "Label your objects in a tool such as labelImg or CVAT and export Pascal VOC.",
                     warnings,
                 )
-            self.blobs.flush()
             if not source_label:
                 source_label = "upload" if isinstance(source, bytes) else Path(source).name
-            plan = plan_splits(
-                [d.filename for d in drafts],
-                [d.phash for d in drafts],
-                [d.split_hint for d in drafts],
-                self.val_fraction,
-                self.split_seed,
-                read.layout.split_source,
-            )
+            with ThreadPoolExecutor(1, thread_name_prefix="blob-sync") as background:
+                durable = background.submit(self.blobs.flush)  # the disk works while the split is drawn
+                plan = plan_splits(
+                    [d.filename for d in drafts],
+                    [d.phash for d in drafts],
+                    [d.split_hint for d in drafts],
+                    self.val_fraction,
+                    self.split_seed,
+                    read.layout.split_source,
+                )
+                durable.result()  # no row names a blob before every blob is on disk
             if not any(s is Split.TRAIN for s in plan.splits):
                 raise DatasetRefused(
                     f"The export puts none of its {plural(len(drafts), 'image')} in training (all are "
@@ -200,7 +202,6 @@ class DatasetStore:
             self._forget_blobs(writer.created())
             raise
         finally:
-            writer.close()
             archive.close()
         log.info("team %s added dataset %s: %s images", team_id, name, dataset.image_count)
         return self._report(dataset, self.images(dataset.id))

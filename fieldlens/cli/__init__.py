@@ -6,6 +6,7 @@ bot, the web server or TensorFlow: the group below imports a command's module on
 
 from __future__ import annotations
 
+import gc
 import importlib
 
 import click
@@ -76,7 +77,12 @@ def cli(ctx: click.Context, home: str | None, verbose: bool) -> None:
 
 
 def main() -> None:
-    cli(prog_name="fieldlens")
+    try:
+        cli(prog_name="fieldlens")
+    finally:
+        # Everything left is about to go with the process: spare the interpreter's last full garbage
+        # collection (0.13-0.18 s after a dataset import, measured by bench/ingest.py).
+        gc.freeze()
 
 
 def subcommands(group: click.Group) -> dict[str, click.Command]:

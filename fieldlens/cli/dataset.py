@@ -1,4 +1,8 @@
-"""`fieldlens dataset ...`: Pascal VOC datasets of a team."""
+"""`fieldlens dataset ...`: Pascal VOC datasets of a team.
+
+`dataset add` is timed end to end (bench/ingest.py): what only `preview` and `synth` need is
+imported inside them.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,8 @@ from pathlib import Path
 
 import click
 
-from edge.draw import contact_sheet
 from fieldlens.cli.common import State, emit, json_option, team_option
 from storage.datasets import DatasetReport, split_counts
-from storage.voc.synth import make_voc_zip
 
 
 def format_report(report: DatasetReport) -> str:
@@ -90,6 +92,8 @@ def show(state: State, name: str, team: str, as_json: bool) -> None:
 @click.pass_obj
 def preview(state: State, name: str, out: Path, count: int, team: str, as_json: bool) -> None:
     """Write a PNG contact sheet of dataset NAME with its boxes drawn."""
+    from edge.draw import contact_sheet
+
     png = contact_sheet(*state.services.datasets.preview_images(team, name, count))
     out.write_bytes(png)
     emit({"path": str(out), "bytes": len(png)}, f"Wrote {out}")
@@ -131,5 +135,7 @@ def delete(state: State, name: str, yes: bool, team: str, as_json: bool) -> None
 @json_option
 def synth(out: Path, images: int, seed: int, as_json: bool) -> None:
     """Write a synthetic VOC zip (coloured shapes) to OUT, for trying FieldLens without data."""
+    from storage.voc.synth import make_voc_zip
+
     data = make_voc_zip(out, images=images, seed=seed)
     emit({"path": str(out), "images": images, "bytes": len(data)}, f"Wrote {images} images to {out}")

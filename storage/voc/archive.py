@@ -10,9 +10,11 @@ import io
 import os
 import re
 import stat
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Protocol
 
 from storage.errors import BadArchive
@@ -20,6 +22,10 @@ from storage.errors import BadArchive
 # Files that operating systems add to zips; skipped without a warning.
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# The header before each member's data (zip APPNOTE 4.3.7), and the flag bits that do not change
+# how the data reads: deflate level hints, sizes in a trailing descriptor, UTF-8 names.
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+_PLAIN_FLAGS = 0x2 | 0x4 | 0x8 | 0x800
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +59,8 @@ def _fmt_bytes(n: int) -> str:
 
 
 def is_junk(name: str) -> bool:
-    parts = PurePosixPath(name).parts
+    """Whether a member (a name `check_name` returned) is a file an operating system added."""
+    parts = name.split("/")
     base = parts[-1].lower()
     return parts[0] == "__MACOSX" or base in _JUNK_NAMES or base.startswith("._")
 
@@ -111,6 +118,13 @@ class ZipArchive:
             fileobj = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
         except OSError as e:
             raise BadArchive(f"Cannot open {source!s}: {e.strerror}.") from e
+        # Members are read with positioned reads where the platform has them: zipfile's own reads
+        # share one file position under a lock, which serialises the reading threads.
+        self._source: memoryview | int | None = None  # bytes, or a file descriptor
+        if isinstance(source, bytes):
+            self._source = memoryview(source)
+        elif hasattr(os, "pread"):
+            self._source = fileobj.fileno()
         try:
             self._zip = zipfile.ZipFile(fileobj)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
@@ -158,15 +172,65 @@ class ZipArchive:
     def read(self, name: str) -> bytes:
         info = self._infos[name]
         try:
-            with self._zip.open(info) as f:
-                # Never trust the declared size: read at most one byte more than it.
-                data = f.read(info.file_size + 1)
+            if (
+                self._source is not None
+                and info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+                and not info.flag_bits & ~_PLAIN_FLAGS
+            ):
+                data = self._read_plain(info)
+            else:
+                with self._zip.open(info) as f:
+                    # Never trust the declared size: read at most one byte more than it.
+                    data = f.read(info.file_size + 1)
         except zipfile.BadZipFile as e:
             raise BadArchive(f"{name} is damaged inside the zip ({e}). Zip the dataset again.") from e
         except (NotImplementedError, RuntimeError) as e:
             raise BadArchive(f"{name} uses an unsupported zip feature ({e}). Zip it again.") from e
         if len(data) > info.file_size:
             raise BadArchive(f"{name} is larger than the zip says: refused as a zip bomb.")
+        return data
+
+    def _range(self, offset: int, size: int) -> bytes | memoryview:
+        if isinstance(self._source, memoryview):
+            return self._source[offset : offset + size]
+        assert self._source is not None
+        return os.pread(self._source, size, offset)
+
+    def _read_plain(self, info: zipfile.ZipInfo) -> bytes:
+        """A stored or deflated member, at most one byte more than declared, checked as zipfile checks
+        it (local header, name, length, CRC-32); thread-safe. Raises zipfile.BadZipFile."""
+        header = self._range(info.header_offset, _LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size or bytes(header[:4]) != b"PK\x03\x04":
+            raise zipfile.BadZipFile("bad local file header")
+        fields = _LOCAL_HEADER.unpack(header)
+        flags, name_size, extra_size = fields[3], fields[10], fields[11]
+        start = info.header_offset + _LOCAL_HEADER.size
+        name = bytes(self._range(start, name_size))
+        if len(name) != name_size:
+            raise zipfile.BadZipFile("the zip ends inside this file")
+        try:
+            local_name = name.decode("utf-8" if flags & 0x800 else "cp437")
+        except UnicodeDecodeError as e:
+            raise zipfile.BadZipFile(f"unreadable file name in the local header ({e})") from e
+        if local_name != info.orig_filename:
+            raise zipfile.BadZipFile(
+                f"name in directory {info.orig_filename!r} and header {local_name!r} differ"
+            )
+        raw = self._range(start + name_size + extra_size, info.compress_size)
+        if len(raw) != info.compress_size:
+            raise zipfile.BadZipFile("the zip ends inside this file")
+        limit = info.file_size + 1
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            try:
+                data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, limit)
+            except zlib.error as e:
+                raise zipfile.BadZipFile(f"bad deflate data ({e})") from e
+        else:
+            data = bytes(raw[:limit])
+        if len(data) < info.file_size:
+            raise zipfile.BadZipFile("shorter than the zip says")
+        if len(data) == info.file_size and zlib.crc32(data) != info.CRC:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.orig_filename!r}")
         return data
 
     def close(self) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from storage.domain import Split
 from storage.errors import BadArchive
+from storage.voc import paths
 from storage.voc.annotation import Annotation, MalformedAnnotation, parse_annotation
 from storage.voc.archive import Archive
 from storage.voc.findings import Findings
@@ -88,7 +88,7 @@ class Tree:
         return data
 
     def images(self) -> list[str]:
-        return [n for n in self.rel if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES]
+        return [n for n in self.rel if paths.suffix(n).lower() in IMAGE_SUFFIXES]
 
     def top_folders(self) -> list[str]:
         return sorted({n.split("/")[0] for n in self.rel if "/" in n})
@@ -108,7 +108,7 @@ def _wrapper(names: list[str]) -> str:
 
 def split_of_folder(path: str) -> Split | None:
     """The split a folder name states (`train/`, `valid/`, `images/val/` ...), if any."""
-    for part in reversed(PurePosixPath(path).parts):
+    for part in reversed(paths.parts(path)):
         split = SPLIT_NAMES.get(part.lower())
         if split is not None:
             return split
@@ -121,15 +121,15 @@ def pair_by_key(
     """(image, annotation) pairs with the same key; the rest counted as findings."""
     for key, ann in annotations.items():
         if key not in images:
-            findings.add("no_image", PurePosixPath(ann).name)
+            findings.add("no_image", paths.name(ann))
     pairs = []
     for key, names in sorted(images.items()):
         if key not in annotations:
             for n in names:
-                findings.add("no_annotation", PurePosixPath(n).name)
+                findings.add("no_annotation", paths.name(n))
         elif len(names) > 1:
             for n in names:
-                findings.add("ambiguous", PurePosixPath(n).name)
+                findings.add("ambiguous", paths.name(n))
         else:
             pairs.append((names[0], annotations[key]))
     return pairs
@@ -144,9 +144,9 @@ def parse_xml_pairs(
         tree.used.add(image)
         data = tree.read(xml, MAX_XML_BYTES, "an annotation file")
         try:
-            ann = parse_annotation(data, PurePosixPath(xml).name)
+            ann = parse_annotation(data, paths.name(xml))
         except MalformedAnnotation:
-            findings.add("malformed_xml", PurePosixPath(xml).name)
+            findings.add("malformed_xml", paths.name(xml))
             continue
         entries.append(Entry(tree.full(image), ann, split_of(image)))
     return entries
@@ -191,7 +191,7 @@ def detect(archive: Archive, names: list[str], findings: Findings) -> Layout:
     else:
         raise BadArchive(_no_layout_message(tree))
     for rel in tree.rel:
-        if rel not in tree.used and PurePosixPath(rel).name.lower() not in _KNOWN_EXTRAS:
+        if rel not in tree.used and paths.name(rel).lower() not in _KNOWN_EXTRAS:
             findings.add("ignored", rel)
     return layout
 

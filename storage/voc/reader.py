@@ -13,12 +13,12 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
 
-from PIL import Image
+from PIL import Image, ImageFile
 
 from storage.blobs import sha256_hex
 from storage.domain import Box, Split
+from storage.voc import paths
 from storage.voc.annotation import Annotation
 from storage.voc.archive import Archive, is_junk
 from storage.voc.findings import Findings, plural, render_findings
@@ -29,9 +29,23 @@ __all__ = ["DatasetRead", "ImageDraft", "plural", "read_dataset"]
 
 log = logging.getLogger(__name__)
 
+# Truncated JPEGs are kept with a warning and used as far as their data goes, by the trainer and
+# every preview (which set this too); their near-duplicate hash is of what decodes. Set here, the
+# hash no longer depends on which of those modules the process happened to import first.
+ImageFile.LOAD_TRUNCATED_IMAGES = True
+
 SUPPORTED_FORMATS = {"JPEG", "PNG", "BMP", "WEBP"}
+FORMAT_OF_SUFFIX = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jfif": "JPEG",
+    ".png": "PNG",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+}
 MAX_PIXELS = 50_000_000
 READ_THREADS = 2  # one per core: more threads only contend for the GIL
+READ_BATCH = 16  # images per task
 
 
 @dataclass(slots=True)
@@ -86,18 +100,28 @@ class DatasetRead:
 def read_dataset(archive: Archive, put_blob: Callable[[bytes, str], None]) -> DatasetRead:
     """Detect the layout of `archive`, then hand each usable image to `put_blob(data, sha256)` to store.
 
-    Refusals (BadArchive) come before any image is stored: unknown layout, hostile XML/JSON/YAML.
+    `put_blob` is called on the reading threads, as soon as an image has passed its checks (so its
+    bytes are in memory once, and briefly): it must be thread-safe. Refusals (BadArchive) come
+    before any image is stored: unknown layout, hostile XML/JSON/YAML.
     """
     findings = Findings()
     layout = detect(archive, [m.name for m in archive.members if not is_junk(m.name)], findings)
     drafts: list[ImageDraft] = []
-    # Inflating, hashing, decoding thumbnails and writing release the GIL: a few threads keep both
-    # cores busy. map() keeps the archive's order, so the report is the same on every run.
+    # Inflating, hashing, decoding thumbnails and writing release the GIL: a thread per core keeps
+    # both busy. A task is a batch of images (fewer hand-offs between the threads); map() keeps the
+    # archive's order, so the report is the same on every run.
+    entries = layout.entries
+    batches = [entries[i : i + READ_BATCH] for i in range(0, len(entries), READ_BATCH)]
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dataset-read") as pool:
-        for draft, local in pool.map(lambda entry: _read_image(archive, entry, put_blob), layout.entries):
-            findings.merge(local)
-            if draft is not None:
-                drafts.append(draft)
+        try:
+            for batch in pool.map(lambda batch: [_read_image(archive, e, put_blob) for e in batch], batches):
+                for draft, local in batch:
+                    findings.merge(local)
+                    if draft is not None:
+                        drafts.append(draft)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a failed write (a full disk) stops the rest
+            raise
     return DatasetRead(drafts, findings, layout)
 
 
@@ -113,7 +137,7 @@ def _read_image_into(
     archive: Archive, entry: Entry, put_blob: Callable[[bytes, str], None], findings: Findings
 ) -> ImageDraft | None:
     member, ann = entry.image, entry.annotation
-    filename = PurePosixPath(member).name
+    filename = paths.name(member)
     data = archive.read(member)
     try:
         # Images over MAX_PIXELS are refused below; Pillow raises on its own for far larger ones.
@@ -133,16 +157,7 @@ def _read_image_into(
     if width * height > MAX_PIXELS:
         findings.add("too_large", filename)
         return None
-    suffix = PurePosixPath(filename).suffix.lower()
-    expected = {
-        ".jpg": "JPEG",
-        ".jpeg": "JPEG",
-        ".jfif": "JPEG",
-        ".png": "PNG",
-        ".bmp": "BMP",
-        ".webp": "WEBP",
-    }
-    if expected.get(suffix) != fmt:
+    if FORMAT_OF_SUFFIX.get(paths.suffix(filename).lower()) != fmt:
         findings.add("wrong_extension", f"{filename} is {fmt}")
     if _is_truncated(fmt, data):
         findings.add("truncated_file", filename)
@@ -161,7 +176,7 @@ def _read_image_into(
 
 
 def _phash(img: Image.Image) -> int:
-    """The near-duplicate hash, or 0 when the pixels cannot be decoded (a truncated file, say)."""
+    """The near-duplicate hash, or 0 when not even part of the pixels decodes."""
     try:
         return dhash(img)
     except Exception:  # Pillow raises many types for broken pixel data; the header was fine

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import PurePosixPath
 
 from storage.domain import Split
+from storage.voc import paths
 from storage.voc.findings import Findings
 from storage.voc.layouts import (
     IMAGE_SUFFIXES,
@@ -32,23 +32,23 @@ def read_classic(tree: Tree, prefix: str, findings: Findings) -> Layout:
             continue
         parts = rel[len(prefix) :].split("/")
         folder = parts[0].lower() if len(parts) == 2 else None
-        path = PurePosixPath(rel)
-        if folder == "annotations" and path.suffix.lower() == ".xml":
-            annotations[path.stem] = rel
-        elif folder in ("jpegimages", "images") and path.suffix.lower() in IMAGE_SUFFIXES:
-            images[path.stem].append(rel)
+        suffix, stem = paths.suffix(rel).lower(), paths.stem(rel)
+        if folder == "annotations" and suffix == ".xml":
+            annotations[stem] = rel
+        elif folder in ("jpegimages", "images") and suffix in IMAGE_SUFFIXES:
+            images[stem].append(rel)
         elif [p.lower() for p in parts[:2]] == ["imagesets", "main"] and len(parts) == 3:
-            if path.suffix.lower() == ".txt" and path.stem.lower() in (*_LIST_SPLITS, "trainval", "default"):
-                lists[path.stem.lower()] = rel
+            if suffix == ".txt" and stem.lower() in (*_LIST_SPLITS, "trainval", "default"):
+                lists[stem.lower()] = rel
             tree.used.add(rel)  # per-class lists (dog_train.txt) are part of the format too
     splits = _image_sets(tree, lists)
     _mark_used(tree, images, annotations)
     pairs = pair_by_key(images, annotations, findings)
-    entries = parse_xml_pairs(tree, pairs, lambda image: splits.get(PurePosixPath(image).stem), findings)
+    entries = parse_xml_pairs(tree, pairs, lambda image: splits.get(paths.stem(image)), findings)
     used_lists = sorted(f"{name}.txt" for name in lists if name in _LIST_SPLITS)
     if "devkit" in tree.root.lower() or "voc20" in tree.root.lower():
         name = "Pascal VOC devkit"
-    elif "labelmap.txt" in {PurePosixPath(r).name.lower() for r in tree.rel}:
+    elif "labelmap.txt" in {paths.name(r).lower() for r in tree.rel}:
         name = "CVAT Pascal VOC 1.1"
     elif not any(r[len(prefix) :].lower().startswith("jpegimages/") for r in tree.rel):
         name = "Label Studio Pascal VOC"
@@ -87,20 +87,18 @@ def read_beside(tree: Tree, findings: Findings) -> Layout | None:
     annotations: dict[str, str] = {}
     images: dict[str, list[str]] = defaultdict(list)
     for rel in tree.rel:
-        path = PurePosixPath(rel)
-        key = str(path.with_suffix(""))
-        if path.suffix.lower() == ".xml":
+        suffix = paths.suffix(rel)
+        key = rel[: len(rel) - len(suffix)]  # PurePosixPath(rel).with_suffix("")
+        if suffix.lower() == ".xml":
             annotations[key] = rel
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
+        elif suffix.lower() in IMAGE_SUFFIXES:
             images[key].append(rel)
     if not set(annotations) & set(images):
         return None
     _mark_used(tree, images, annotations)
     pairs = pair_by_key(images, annotations, findings)
-    entries = parse_xml_pairs(
-        tree, pairs, lambda image: split_of_folder(str(PurePosixPath(image).parent)), findings
-    )
-    names = {PurePosixPath(r).name.lower() for r in tree.rel}
+    entries = parse_xml_pairs(tree, pairs, lambda image: split_of_folder(paths.parent(image)), findings)
+    names = {paths.name(r).lower() for r in tree.rel}
     roboflow = "readme.roboflow.txt" in names or ".rf." in "".join(tree.rel[:50])
     split_folders = sorted(
         {r.split("/")[0] + "/" for r in tree.rel if "/" in r and split_of_folder(r.split("/")[0])}

@@ -14,8 +14,6 @@ from __future__ import annotations
 import math
 from pathlib import PurePosixPath
 
-import yaml
-
 from storage.domain import Split
 from storage.errors import BadArchive
 from storage.voc.annotation import Annotation, RawBox
@@ -57,6 +55,8 @@ def _names(doc: dict, rel: str) -> list[str]:
 
 
 def _load_yaml(tree: Tree, rel: str) -> dict:
+    import yaml  # here: every ingest imports this module, few read YAML (PyYAML takes 10-20 ms)
+
     text = tree.read(rel, MAX_YAML_BYTES, "data.yaml")
     try:
         doc = yaml.safe_load(text)

@@ -102,6 +102,24 @@ def test_preview_is_a_png_with_boxes(services: Services, synth_zip: bytes) -> No
     assert len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 50  # not blank
 
 
+def test_a_write_failing_midway_stops_the_ingest_and_leaves_nothing(services: Services, monkeypatch) -> None:
+    """A full disk, say: the reading threads stop taking new photos, and what was written goes."""
+    real_put, calls = services.blobs.put, []
+
+    def put(data: bytes, digest: str | None = None, durable: bool = True) -> tuple[str, bool]:
+        calls.append(digest)
+        if len(calls) == 20:
+            raise OSError(28, "No space left on device")
+        return real_put(data, digest, durable)
+
+    monkeypatch.setattr(services.blobs, "put", put)
+    with pytest.raises(OSError, match="No space left"):
+        services.datasets.add("local", "x", make_voc_zip(images=200, seed=3))
+    assert len(calls) < 100
+    assert services.blobs.all_digests() == set()
+    assert services.db["datasets"].count == 0 and services.db["images"].count == 0
+
+
 def test_failed_ingest_after_blobs_were_written_removes_them(services: Services, monkeypatch) -> None:
     """A crash between blob writes and the row insert leaves no new blob behind."""
 

@@ -32,6 +32,20 @@ def _with(files: dict[str, bytes] | bytes, **extra: bytes) -> dict[str, bytes]:
 PS_FILES = exports.photos(train=2, valid=1, test=1)
 
 
+def _damaged(data: bytes, name: str, local_offset: int | None = None) -> bytes:
+    """`data` with one byte of `name` flipped: mid-data, or at `local_offset` of its local header."""
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
+    out = bytearray(data)
+    if local_offset is None:
+        name_size, extra_size = (
+            int.from_bytes(out[info.header_offset + k : info.header_offset + k + 2], "little")
+            for k in (26, 28)
+        )
+        local_offset = 30 + name_size + extra_size + info.compress_size // 2
+    out[info.header_offset + local_offset] ^= 0xFF
+    return bytes(out)
+
+
 def _coco_naming(file_name: str) -> bytes:
     return json.dumps(
         {
@@ -162,6 +176,18 @@ CASES = {
     "no boxes at all": (
         lambda: make_zip({"JPEGImages/a.jpg": image_bytes(), "Annotations/a.xml": voc_xml(objects=[])}),
         "has a box",
+    ),
+    "damaged deflate data in a photo": (
+        lambda: _damaged(make_zip(good_files()), "JPEGImages/img1.jpg"),
+        "damaged inside the zip",
+    ),
+    "damaged stored data in an annotation": (
+        lambda: _damaged(make_zip(good_files(), compression=zipfile.ZIP_STORED), "Annotations/img2.xml"),
+        "damaged inside the zip",
+    ),
+    "local header naming another file": (
+        lambda: _damaged(make_zip(good_files()), "JPEGImages/img0.jpg", local_offset=30 + 3),
+        "damaged inside the zip",
     ),
     "every image corrupt": (
         lambda: make_zip({"JPEGImages/a.jpg": b"\xff\xd8garbage", "Annotations/a.xml": voc_xml()}),

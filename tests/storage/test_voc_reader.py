@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 
 from storage.errors import UserError
 from storage.services import Services
@@ -135,6 +138,17 @@ def test_truncated_jpeg_is_kept_with_a_warning(services: Services) -> None:
     report = _add(services, files)
     assert report.dataset.image_count == 2
     assert "img1.jpg" in _warning(report, "cut short")
+
+
+def test_a_truncated_jpeg_has_the_near_duplicate_hash_of_what_decodes(services: Services) -> None:
+    """Whatever else the process imported (the previews' modules also let Pillow read short files)."""
+    buf = io.BytesIO()
+    Image.linear_gradient("L").rotate(90).resize((200, 150)).convert("RGB").save(buf, "JPEG")
+    files = good_files(1)
+    files["JPEGImages/img0.jpg"] = buf.getvalue()[:-300]
+    report = _add(services, files)
+    assert "img0.jpg" in _warning(report, "cut short")
+    assert services.datasets.images(report.dataset.id)[0].phash != 0
 
 
 def test_grayscale_images_are_noted(services: Services) -> None:
