@@ -1,44 +1,57 @@
-"""Slash-command latency of the real bot while a job trains.
+"""Slash-command latency of the real bot while a job trains, and where the time goes.
 
-    python -m bench.bot [--rounds 5] [--concurrent 50]
+    python -m bench.bot [--rounds 5] [--concurrent 50] [--pages N] [--compare DIR] [--same-process]
 
 The bot (discord.py, real) talks to the fake Discord from the test suite on 127.0.0.1 (the only
 Discord this machine can reach). A `fieldlens worker` process trains a job meanwhile. Each round
 dispatches `--concurrent` slash commands at once (a mix of budget, dataset, train and model
 commands; one warm-up round is not counted) and measures, per command, the time from the
 INTERACTION_CREATE being sent on the gateway to the bot's first response reaching the REST
-endpoint. Prints median and p99, idle and while training.
+endpoint. Prints median and p99, idle and while training (the p99 is about the slowest burst's slowest
+command; "typical burst", the median over the bursts of each one's slowest response, is what one
+burst disturbed by another process does not move), and where the time went:
 
-With `--pages N`, the rounds while training run again with N job pages open in another process
-(each holds the page's live event stream and reloads the page every 2 s, as a team watching a run
-would), then once more after they closed; these two phases space their rounds a second apart so
-that pages load during them, and come from the same minutes of the same job.
+- per command, six stages (STAGES below), timed by the fake and by a probe in the bot's process
+  (`time.perf_counter` is CLOCK_MONOTONIC, one clock for every process);
+- per burst, what the two cores did: CPU time of the bot, of the fake Discord (this process), of the
+  training processes, of the page viewers and of everything else on the machine (the last three
+  from /proc, in 10 ms ticks, so approximate), and the bot's garbage-collector pauses.
+
+With `--pages N`, the rounds while training alternate between N job pages open in another process
+(each holds the event stream the page's script opens and reloads the page every 2 s, as a team
+watching a run would) and none, so both columns come from the same minutes of the same job.
+
+With `--compare DIR`, a second bot runs from another checkout of FieldLens (an earlier commit,
+unpacked with `git archive`), logged in to a fake Discord of its own with the same two servers, on
+the same database, job and machine; the two take turns burst by burst, so both rows of each
+condition come from the same minutes, whatever else the machine is doing.
 
 The bot runs in its own process, as in production (Discord's side costs it nothing there); with
 `--same-process` it shares the fake Discord's event loop as in the tests, so every command waits for
-the fake's work on the other 49 as well.
+the fake's work on the other 49 as well (its CPU is then counted with the fake's).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
+import itertools
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from storage.services import open_services
-from storage.settings import Settings
-from storage.voc.synth import make_voc_zip
-from tests.bot.world import World
+from bench.bot_probe import LocalProbe, RemoteProbe, start_separate
+from bench.page_viewers import Viewers
+
+# Only the standard library at the top, here and in the two modules above: a bot's process may import
+# FieldLens from `--compare`'s DIR.
 
 COMMANDS = [
     ("budget show", {}),
@@ -49,9 +62,106 @@ COMMANDS = [
     ("model list", {}),
 ]
 TINY = {"input_size": 160, "alpha": 0.35, "weights": "none", "augment": False}
+STAGES = (
+    "fake sends event",  # the fake Discord writes the gateway frame (Discord's side)
+    "waits for bot loop",  # the frame waits until the bot's event loop reads it
+    "discord.py parses",  # discord.py turns it into a call of the command's handler
+    "FieldLens handler",  # the handler, up to its response
+    "discord.py sends",  # discord.py and aiohttp write the response's HTTP request
+    "fake reads reply",  # the fake Discord reads it (Discord's side)
+)
+TICK = 1 / os.sysconf("SC_CLK_TCK")
 
 
-async def burst(world: World, n: int) -> list[float]:
+def _processes() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds so far) of every process on the machine."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) * TICK)
+    return found
+
+
+def _tree_cpu(processes: dict[int, tuple[int, float]], root: int | None) -> float:
+    """CPU seconds of `root` and everything it started (the worker and its training child)."""
+    if root is None:
+        return 0.0
+    members, grew = {root}, True
+    while grew:
+        more = {pid for pid, (parent, _) in processes.items() if parent in members} - members
+        members |= more
+        grew = bool(more)
+    return sum(processes[pid][1] for pid in members if pid in processes)
+
+
+def _machine_cpu() -> float:
+    """CPU seconds every core has spent busy (not idle, not waiting for I/O)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) * TICK
+
+
+@dataclass
+class Phase:
+    """Everything measured over the bursts of one condition."""
+
+    label: str
+    latencies: list[float] = field(default_factory=list)
+    stages: list[tuple[float, ...]] = field(default_factory=list)  # each of STAGES, then the total
+    walls: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)
+    gc_pauses: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    bursts: list[tuple[list[float], float]] = field(default_factory=list)  # latencies, others' CPU
+
+
+@dataclass
+class Rig:
+    """One bot under test: its fake Discord, its process (None: on the fake's loop), its probe, the
+    pages open on its web server, and what it has measured per condition."""
+
+    label: str
+    world: Any
+    probe: LocalProbe | RemoteProbe
+    settings: dict[str, Any]
+    process: Any = None
+    viewers: Viewers | None = None
+    phases: dict[str, Phase] = field(default_factory=dict)
+
+    def phase(self, condition: str) -> Phase:
+        return self.phases.setdefault(condition, Phase(f"{condition}{self.label}"))
+
+    def stop(self) -> None:
+        if self.viewers is not None:
+            self.viewers.stop()
+        if self.process is not None:
+            self.process.terminate()
+            self.process.join(30)
+            self.world.run(self.world.fake.stop())
+        else:
+            self.world.close()
+
+
+def cpu(rig: Rig, worker: int | None, viewers: list[int]) -> dict[str, float | None]:
+    """CPU seconds so far of the bot, this process (the fake Discord), the training processes, every
+    page viewer, and the whole machine."""
+    processes = _processes()
+    return {
+        "bot": rig.probe.cpu(),
+        "fake Discord": time.process_time(),
+        "training": _tree_cpu(processes, worker),
+        "page viewers": sum(_tree_cpu(processes, pid) for pid in viewers),
+        "machine": _machine_cpu(),
+    }
+
+
+async def burst(world: Any, n: int) -> list[Any]:
     fake = world.fake
     sent = await asyncio.gather(
         *[
@@ -60,88 +170,97 @@ async def burst(world: World, n: int) -> list[float]:
         ]
     )
     await fake.wait_for(lambda: all(i.callbacks for i in sent), 60, "every command to be answered")
-    return [i.first_response_at - i.dispatched_at for i in sent]
+    return sent
 
 
-def report(label: str, seconds: list[float]) -> None:
-    ms = sorted(s * 1000 for s in seconds)
-    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
+def measure(rig: Rig, phase: Phase, n: int, worker: int | None, viewers: list[int]) -> None:
+    """One burst of `n` commands, recorded in `phase` with its stages and the CPU time around it."""
+    rig.probe.take()  # drop what came before
+    rig.probe.profile(True)
+    before = cpu(rig, worker, viewers)
+    sent = rig.world.run(burst(rig.world, n), 120)
+    after = cpu(rig, worker, viewers)
+    rig.probe.profile(False)
+    times, pauses = rig.probe.take()
+    used = {k: after[k] - was for k, was in before.items() if was is not None and after[k] is not None}
+    for key, seconds in used.items():
+        phase.cpu[key] = phase.cpu.get(key, 0.0) + seconds
+    others = used["machine"] - sum(v for k, v in used.items() if k != "machine")
+    phase.bursts.append(([i.first_response_at - i.dispatched_at for i in sent], max(others, 0.0)))
+    phase.gc_pauses += pauses
+    phase.walls.append(max(i.first_response_at for i in sent) - min(i.dispatched_at for i in sent))
+    for i in sent:
+        total = i.first_response_at - i.dispatched_at
+        phase.latencies.append(total)
+        read, called, responded, written = times.get(i.id, (0.0, 0.0, 0.0, 0.0))
+        if read and called and responded and written:
+            marks = [i.dispatched_at, i.sent_at, read, called, responded, written, i.first_response_at]
+            phase.stages.append((*(b - a for a, b in itertools.pairwise(marks)), total))
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def report(phases: list[Phase], cores: int) -> None:
+    width = max(len(p.label) for p in phases) + 2
+    print(f"{'':<{width}}{'median':>9}{'p99':>9}{'max':>9}{'typical burst':>15}   n")
+    for p in phases:
+        ms = [s * 1000 for s in p.latencies]
+        typical = statistics.median(max(latencies) for latencies, _ in p.bursts) * 1000
+        print(
+            f"{p.label:<{width}}{statistics.median(ms):9.1f}{_p99(ms):9.1f}{max(ms):9.1f}{typical:15.1f}"
+            f"   {len(ms)}" + (f"   (job at step {p.steps[0]}-{p.steps[-1]})" if p.steps else "")
+        )
     print(
-        f"{label:<28} median {statistics.median(ms):7.1f} ms   p99 {p99:7.1f} ms   "
-        f"max {ms[-1]:7.1f} ms   (n={len(ms)})"
+        "(typical burst: the median over the bursts of each one's slowest response; the p99 is about the "
+        "slowest burst's)"
     )
-
-
-def _serve_bot(settings: Settings, base: str, gateway: str) -> None:
-    """The bot in a process of its own, as in production, logged in to the fake Discord."""
-    import discord
-    import yarl
-
-    from bot.client import FieldLensBot
-
-    discord.http.Route.BASE = base
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
-    asyncio.run(FieldLensBot(settings, sync=True, guild_ready_timeout=0.1).start("fake-token"))
-
-
-def start_separate(world: World) -> multiprocessing.process.BaseProcess:
-    """The fake Discord on this process's loop, the bot in a child process: the fake's work (Discord's,
-    in production) is not on the bot's CPU, and the bot's loop serves only the bot."""
-
-    async def fake() -> None:
-        await world.fake.start()
-        world.team_a = world.fake.add_guild("Team A", roles=["builders"])
-        world.team_b = world.fake.add_guild("Team B")
-
-    world.run(fake())
-    base = world.fake.base
-    process = multiprocessing.get_context("spawn").Process(
-        target=_serve_bot,
-        args=(world.settings, f"{base}/api/v10", f"ws://127.0.0.1:{world.fake.port}/"),
-        name="fieldlens-bot",
+    print("\nWhere a command's time goes, ms (median over all commands / mean over the slowest 5%):")
+    print(f"{'':<{width}}" + "".join(f"{s:>20}" for s in STAGES))
+    for p in phases:
+        if not p.stages:
+            continue
+        slow = sorted(p.stages, key=lambda s: s[-1])[-max(1, len(p.stages) // 20) :]
+        cells = [
+            f"{statistics.median(s[k] for s in p.stages) * 1000:.1f} / "
+            f"{statistics.mean(s[k] for s in slow) * 1000:.1f}"
+            for k in range(len(STAGES))
+        ]
+        print(f"{p.label:<{width}}" + "".join(f"{c:>20}" for c in cells))
+    print(
+        f"\nWhat the {cores} cores did during a burst, ms per burst (first dispatch to last response; "
+        "processes other than\nthe bot and this one from /proc in 10 ms ticks, so approximate):"
     )
-    process.start()
-    world.wait(lambda: world.fake.identifies and world.fake.sockets, 120, "the bot to log in")
-    time.sleep(1.0)  # its guild cache fills from GUILD_CREATE
-    return process
+    columns = ["bot", "fake Discord", "training", "page viewers", "others"]
+    header = "".join(f"{c:>14}" for c in columns)
+    print(f"{'':<{width}}{'burst':>8}{'capacity':>10}{header}   bot's GC pauses per burst")
+    for p in phases:
+        bursts = len(p.walls)
+        cpu = dict(p.cpu)
+        ours = sum(cpu.get(c, 0.0) for c in columns[:4])
+        cpu["others"] = max(cpu.get("machine", 0.0) - ours, 0.0)
+        cells = "".join(
+            f"{cpu[c] / bursts * 1000:14.1f}" if c in cpu else f"{'(in fake)':>14}" for c in columns
+        )
+        wall = statistics.mean(p.walls) * 1000
+        pauses = p.gc_pauses
+        gc_text = (
+            f"{len(pauses) / bursts:.0f}, {sum(pauses) / bursts * 1000:.1f} ms "
+            f"(longest {max(pauses, default=0) * 1000:.1f} ms)"
+        )
+        print(f"{p.label:<{width}}{wall:8.1f}{wall * cores:10.1f}{cells}   {gc_text}")
+    print("\nEach burst's slowest response, ms (and the CPU other processes took during it, ms):")
+    for p in phases:
+        each = " ".join(f"{max(ms) * 1000:.0f} ({others * 1000:.0f})" for ms, others in p.bursts)
+        print(f"{p.label:<{width}}{each}")
 
 
-def _watch_pages(url: str, stream: str, n: int, stop: object, counts: object) -> None:
-    """In a child process: `n` viewers of a job page, each holding its event stream and reloading the
-    page every 2 s, until `stop` is set; counts: events received, pages loaded, seconds loading them."""
-
-    def listen() -> None:
-        with urllib.request.urlopen(stream, timeout=60) as events:
-            for line in events:
-                if line.startswith(b"data: "):
-                    with counts.get_lock():  # type: ignore[attr-defined]
-                        counts[0] += 1  # type: ignore[index]
-                if stop.is_set():  # type: ignore[attr-defined]
-                    return
-
-    def reload() -> None:
-        while not stop.is_set():  # type: ignore[attr-defined]
-            started = time.perf_counter()
-            with urllib.request.urlopen(url, timeout=60) as page:
-                page.read()
-            with counts.get_lock():  # type: ignore[attr-defined]
-                counts[1] += 1  # type: ignore[index]
-                counts[2] += time.perf_counter() - started  # type: ignore[index]
-            stop.wait(2.0)  # type: ignore[attr-defined]
-
-    threads = [threading.Thread(target=f, daemon=True) for _ in range(n) for f in (listen, reload)]
-    for t in threads:
-        t.start()
-    stop.wait()  # type: ignore[attr-defined]
-
-
-def spaced(world: World, rounds: int, n: int) -> list[float]:
-    """Rounds a second apart, so that pages reload (every 2 s) while they run."""
-    out: list[float] = []
-    for _ in range(rounds):
-        out += world.run(burst(world, n))
-        time.sleep(1.0)
-    return out
+# -- the run ------------------------------------------------------------------------------------
 
 
 def _free_port() -> int:
@@ -150,7 +269,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -162,94 +281,133 @@ def main() -> None:
         help="Run the bot on the fake Discord's event loop (the test suite's set-up; its figures include "
         "the fake's work).",
     )
-    parser.add_argument("--pages", type=int, default=0, help="Job pages open during a second busy phase.")
+    parser.add_argument(
+        "--pages", type=int, default=0, help="Job pages open in every other round while training."
+    )
+    parser.add_argument(
+        "--compare",
+        default="",
+        metavar="DIR",
+        help="Also run the bot from this other checkout of FieldLens, its bursts alternating with this "
+        "one's, and report both.",
+    )
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="Write cProfile statistics of the bot's event loop during the bursts to this file (the "
+        "profiler slows the bot: its figures are not the bot's).",
+    )
     args = parser.parse_args()
+    if (args.compare or args.profile) and args.same_process:
+        parser.error("--compare and --profile need the bot in its own process")
+    return args
+
+
+def start_rigs(args: argparse.Namespace, home: Path) -> list[Rig]:
+    """This checkout's bot (and with --compare the other's), each with its own fake Discord and web
+    port, serving the same two teams from the same database."""
+    from storage.settings import Settings
+    from tests.bot.world import World
+
+    checkouts = [("", "")]
+    if args.compare:
+        checkouts = [(" [this]", ""), (f" [{Path(args.compare).name}]", os.path.abspath(args.compare))]
+    rigs: list[Rig] = []
+    for label, code in checkouts:
+        port = _free_port()
+        values: dict[str, Any] = {
+            "home": home,
+            "web_port": port,
+            "web_secret": "bench-secret",
+            "public_url": f"http://127.0.0.1:{port}",
+            "notify_seconds": 3.0,
+            "log_level": "WARNING",
+        }
+        world = World(Settings(**values))
+        if args.same_process:
+            probe: LocalProbe | RemoteProbe = LocalProbe()
+            world.start()
+            rigs.append(Rig(label, world, probe, values))
+            continue
+        profile = os.path.abspath(args.profile) if args.profile and not code else ""
+        guilds = (rigs[0].world.team_a, rigs[0].world.team_b) if rigs else None
+        process, probe = start_separate(world, values, code, profile, guilds)
+        rigs.append(Rig(label, world, probe, values, process))
+    return rigs
+
+
+def main() -> None:
+    args = _args()
+    from bot.links import LinkSigner
+    from storage.services import open_services
+    from storage.settings import Settings
+    from storage.voc.synth import make_voc_zip
+
+    n = args.concurrent
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        port = _free_port()
-        settings = Settings(
-            home=home,
-            web_port=port,
-            web_secret="bench-secret",  # type: ignore[arg-type]
-            public_url=f"http://127.0.0.1:{port}",
-            notify_seconds=3.0,
-            log_level="WARNING",
-        )
-        world = World(settings)
-        bot_process = None
-        if args.same_process:
-            world.start()
-        else:
-            bot_process = start_separate(world)
-        services = open_services(settings)  # this thread's own connection to the bot's database
-        team = world.team_a.id
+        rigs = start_rigs(args, home)
+        settings = Settings(**rigs[0].settings)
+        services = open_services(settings)  # this thread's own connection to the bots' database
+        team = rigs[0].world.team_a.id
         services.datasets.add(team, "bench", make_voc_zip(images=200, seed=1))
-        world.run(burst(world, args.concurrent), 120)  # warm-up (first use of each command), not counted
-        idle = [s for _ in range(args.rounds) for s in world.run(burst(world, args.concurrent))]
+        for rig in rigs:
+            rig.world.run(burst(rig.world, n), 120)  # warm-up (first use of each command), not counted
+
+        def each(r: int) -> list[Rig]:
+            return rigs if r % 2 == 0 else rigs[::-1]  # neither bot always goes first
+
+        for r in range(args.rounds):
+            for rig in each(r):
+                measure(rig, rig.phase("idle"), n, None, [])
+                time.sleep(1.0)
         job = services.jobs.create(team, ["bench"], steps=100_000, batch_size=16, max_minutes=60, config=TINY)
         env = {**os.environ, "FIELDLENS_HOME": str(home), "FIELDLENS_LOG_LEVEL": "WARNING"}
         worker = subprocess.Popen(
             [sys.executable, "-m", "fieldlens", "worker"], env=env, stderr=subprocess.DEVNULL
         )
+        training, with_pages = "while training", f"+ {args.pages} job pages open"
         try:
             while services.jobs.get(team, job.id).steps_completed < 20:
                 time.sleep(0.5)
-            busy = [s for _ in range(args.rounds) for s in world.run(burst(world, args.concurrent))]
-            steps = services.jobs.get(team, job.id).steps_completed
-            with_pages: list[float] = []
-            if args.pages:
-                from bot.links import LinkSigner
-
-                signer = LinkSigner.from_settings(settings)
-                context = multiprocessing.get_context("spawn")
-                stop, counts = context.Event(), context.Array("d", 3)
-                viewers = context.Process(
-                    target=_watch_pages,
-                    args=(
-                        signer.page_url(team, f"/jobs/{job.id}"),
-                        signer.page_url(team, f"/jobs/{job.id}/events"),
-                        args.pages,
-                        stop,
-                        counts,
-                    ),
-                )
-                viewers.start()
-                while counts[1] < args.pages:  # every viewer has its page open (the process takes a while)
-                    time.sleep(0.2)
-                loads_before, started = counts[1], time.monotonic()
-                with_pages = spaced(world, args.rounds, args.concurrent)
-                loads, window = counts[1] - loads_before, time.monotonic() - started
-                stop.set()
-                viewers.join(30)
-                page_steps = services.jobs.get(team, job.id).steps_completed
-                # The same again with the pages closed: drift over the job (checkpoints) shows here.
-                after = spaced(world, args.rounds, args.concurrent)
-                after_steps = services.jobs.get(team, job.id).steps_completed
+            for rig in rigs if args.pages else []:
+                signer = LinkSigner.from_settings(Settings(**rig.settings))
+                rig.viewers = Viewers(signer.page_url(team, f"/jobs/{job.id}"), args.pages)
+            viewers = [rig.viewers for rig in rigs if rig.viewers is not None]
+            pids = [v.process.pid for v in viewers]
+            for r in range(args.rounds):
+                conditions = [training, with_pages] if r % 2 == 0 else [with_pages, training]
+                for condition in conditions if viewers else [training]:
+                    for v in viewers:  # every bot's pages open, or none
+                        if condition == with_pages:
+                            v.open()
+                        else:
+                            v.close()
+                    for rig in each(r):
+                        phase = rig.phase(condition)
+                        measure(rig, phase, n, worker.pid, pids)
+                        phase.steps.append(services.jobs.get(team, job.id).steps_completed)
+                        time.sleep(1.0)  # pages reload (every 2 s) during the condition
+            counts = [list(v.counts) for v in viewers]
         finally:
             services.jobs.request_stop(team, job.id)
             worker.terminate()
             worker.wait(120)
             services.close()
-            if bot_process is not None:
-                bot_process.terminate()
-                bot_process.join(30)
-                world.run(world.fake.stop())
-            else:
-                world.close()
+            for rig in rigs:
+                rig.stop()
     where = "on the fake Discord's loop" if args.same_process else "in its own process"
+    which = f"each bot ({', '.join(r.label.strip() for r in rigs)})" if args.compare else "the bot"
     print(
-        f"{args.rounds} rounds of {args.concurrent} concurrent slash commands to the bot {where}, "
-        "dispatch -> first response:"
+        f"{args.rounds} rounds of {n} concurrent slash commands to {which} {where}, dispatch -> "
+        f"first response, ms (load average {os.getloadavg()[0]:.1f} at the end):"
     )
-    report("idle", idle)
-    report(f"while training (step {steps})", busy)
-    if with_pages:
-        report(f"+ {args.pages} job pages (step {page_steps})", with_pages)
-        report(f"pages closed again (step {after_steps})", after)
+    conditions = ["idle", training, with_pages] if args.pages else ["idle", training]
+    report([rig.phases[c] for c in conditions for rig in rigs], os.cpu_count() or 1)
+    for rig, (events, loads, seconds, _) in zip(rigs, counts, strict=False):
         print(
-            f"  the pages received {counts[0]:.0f} streamed events and loaded {counts[1]:.0f} times "
-            f"({counts[2] / max(counts[1], 1) * 1000:.0f} ms a load), {loads:.0f} of them in the "
-            f"{window:.1f} s of those rounds"
+            f"The pages of the bot{rig.label} received {events:.0f} streamed events and loaded "
+            f"{loads:.0f} times ({seconds / max(loads, 1) * 1000:.0f} ms a load)."
         )
 
 

@@ -83,4 +83,5 @@ async def stop_job(interaction: discord.Interaction, job_id: int) -> None:
         else f"Stopping job {job.id} after the current step; it keeps its last checkpoint and delivers "
         f"that model. `/train retry job:{job.id}` can finish the remaining steps later."
     )
-    await interaction.response.send_message(text, ephemeral=True)
+    page = bot.page(team, f"/jobs/{job.id}")
+    await interaction.response.send_message(f"{text}\nIts page: <{page}>", ephemeral=True)

@@ -160,11 +160,14 @@ class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upl
     async def preview(self, interaction: discord.Interaction, name: str) -> None:
         """A contact sheet of a dataset's images with their boxes drawn."""
         team = team_of(interaction)
-        self.bot.services.datasets.get(team, name)  # NotFound before deferring
+        dataset = self.bot.services.datasets.get(team, name)  # NotFound before deferring
         await interaction.response.defer(thinking=True, ephemeral=True)
         png = await in_thread(self.bot.settings, _preview, team, name)
         await interaction.followup.send(
-            file=discord.File(io.BytesIO(png), f"{name}-preview.png"), ephemeral=True
+            f"Dataset **{name}**; every image with its boxes is on its page: "
+            f"<{self.bot.page(team, f'/datasets/{dataset.id}')}>",
+            file=discord.File(io.BytesIO(png), f"{name}-preview.png"),
+            ephemeral=True,
         )
 
     @app_commands.command()
@@ -194,18 +197,24 @@ class DatasetCog(commands.GroupCog, group_name="dataset", group_description="Upl
         team = team_of(interaction)
         require_editor(interaction, self.bot.services.teams.get(team))
         dataset = self.bot.services.datasets.get(team, name)
+        page = self.bot.page(team, f"/datasets/{dataset.id}")
 
         async def confirmed(button_interaction: discord.Interaction) -> None:
             await button_interaction.response.defer()  # removing images takes a while; answer first
             try:
                 await in_thread(self.bot.settings, _delete, team, name)
             except UserError as e:
-                await button_interaction.edit_original_response(content=str(e), view=None)
+                await button_interaction.edit_original_response(content=f"{e}\nIts page: <{page}>", view=None)
                 return
-            await button_interaction.edit_original_response(content=f"Deleted dataset **{name}**.", view=None)
+            await button_interaction.edit_original_response(
+                content=f"Deleted dataset **{name}**. The team's other datasets and jobs: "
+                f"<{self.bot.page(team, '/dashboard')}>",
+                view=None,
+            )
 
         await interaction.response.send_message(
-            f"Delete dataset **{name}** ({dataset.image_count} images)? This cannot be undone.",
+            f"Delete dataset **{name}** ({dataset.image_count} images)? This cannot be undone. "
+            f"Look at it first: <{page}>",
             view=Confirm(interaction.user.id, "Delete", confirmed, discord.ButtonStyle.danger),
             ephemeral=True,
         )

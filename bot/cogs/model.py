@@ -150,9 +150,10 @@ class ModelCog(
         data = await asyncio.to_thread(target_zip, ModelFolder(found.path), target, found.id, found.name)
         name = zip_name(found.id, target)
         title = TARGETS[target].title
+        page = f"Its page: <{self.bot.page(team, f'/models/{found.id}')}>"
         if len(data) <= interaction.filesize_limit:
             await interaction.followup.send(
-                f"Model {found.id} for {title}: unzip it and follow HOW-TO.txt inside.",
+                f"Model {found.id} for {title}: unzip it and follow HOW-TO.txt inside. {page}",
                 file=discord.File(io.BytesIO(data), name),
                 ephemeral=True,
             )
@@ -160,7 +161,7 @@ class ModelCog(
         url = self.bot.signer.url(team, found.id, f"{target}.zip")
         await interaction.followup.send(
             f"Model {found.id} for {title} is over this server's upload limit; download it within "
-            f"{self.bot.settings.link_minutes} min: [{name}]({url})",
+            f"{self.bot.settings.link_minutes} min: [{name}]({url})\n{page}",
             ephemeral=True,
         )
 

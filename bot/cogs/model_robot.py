@@ -77,7 +77,8 @@ class RobotCommands(commands.Cog):
         chosen = self.bot.services.models.promote(team, model, by_user=str(interaction.user.id))
         await interaction.response.send_message(
             f"Model {chosen.id} ({chosen.name}) is now the team's robot model: `fieldlens-edge pull` gets "
-            "it, and keeps getting it when newer models are trained, until another is promoted.",
+            "it, and keeps getting it when newer models are trained, until another is promoted. "
+            f"Its page: <{self.bot.page(team, f'/models/{chosen.id}')}>",
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
@@ -98,7 +99,8 @@ class RobotCommands(commands.Cog):
         self.bot.services.models.get(team, b)
         await interaction.response.defer(thinking=True)
         result = await in_thread(self.bot.settings, _compare, team, a, b, dataset)
-        await interaction.followup.send(f"{result.heading()}\n```\n{result.table()}\n```")
+        pages = " · ".join(f"model {m}: <{self.bot.page(team, f'/models/{m}')}>" for m in (a, b))
+        await interaction.followup.send(f"{result.heading()}\n```\n{result.table()}\n```\n{pages}")
 
     token = app_commands.Group(
         name="token", description="Edge tokens: what your robots pull the team's model with."

@@ -14,10 +14,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.links import LinkSigner
+from bot.pages.reader import PageReader
 from storage.services import Services
 
 SERVICES_KEY = web.AppKey("page_services", Services)
 SIGNER_KEY = web.AppKey("page_signer", LinkSigner)
+READER_KEY = web.AppKey("page_reader", PageReader)
 
 EXPIRED = (
     "This page link is invalid or has expired. Ask the bot for a new one with /fieldlens dashboard "
@@ -59,7 +61,13 @@ def viewer(request: web.Request) -> Viewer:
 
 
 def services(request: web.Request) -> Services:
+    """The storage of the server's event loop (use it on the loop only)."""
     return request.app[SERVICES_KEY]
+
+
+def reader(request: web.Request) -> PageReader:
+    """The pages' thread, with a storage of its own (reader.py)."""
+    return request.app[READER_KEY]
 
 
 def object_id(request: web.Request, key: str) -> int:

@@ -62,9 +62,17 @@ def _json(value: object) -> markupsafe.Markup:
     )
 
 
+def render_text(app: web.Application, template: str, context: dict[str, Any]) -> str:
+    """The page's HTML, on any thread (the context holds plain values; nothing in a template touches
+    the database)."""
+    return aiohttp_jinja2.get_env(app).get_template(template).render({**context, "app": app})
+
+
+def html(text: str) -> web.Response:
+    return web.Response(text=text, content_type="text/html", headers=HEADERS)
+
+
 async def render(template: str, request: web.Request, context: dict[str, Any]) -> web.Response:
     """The page as HTML. Jinja2 renders in a thread: the event loop keeps answering slash commands
-    meanwhile (the context holds plain values; nothing in a template touches the database)."""
-    env = aiohttp_jinja2.get_env(request.app)
-    text = await asyncio.to_thread(env.get_template(template).render, {**context, "app": request.app})
-    return web.Response(text=text, content_type="text/html", headers=HEADERS)
+    meanwhile."""
+    return html(await asyncio.to_thread(render_text, request.app, template, context))

@@ -245,6 +245,7 @@ class FakeDiscord(RestRoutes):
         self.interactions[record.id] = record
         self.by_token[record.token] = record
         await self.dispatch("INTERACTION_CREATE", payload)
+        record.sent_at = time.perf_counter()
         return record
 
     async def wait_for(self, check: Any, timeout: float = 30, what: str = "") -> Any:

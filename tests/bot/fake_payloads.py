@@ -46,6 +46,7 @@ class Interaction:
     token: str
     payload: dict[str, Any]
     dispatched_at: float
+    sent_at: float = 0.0  # its gateway frame was written to the socket
     callbacks: list[dict[str, Any]] = field(default_factory=list)  # {"type", "data", "files", "at"}
     followups: list[dict[str, Any]] = field(default_factory=list)  # message payloads
     edits: list[dict[str, Any]] = field(default_factory=list)

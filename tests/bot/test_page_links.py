@@ -1,5 +1,6 @@
-"""Discord messages link to the team pages: `/fieldlens dashboard`, lists, and the embeds of a
-dataset, a job and a model, through the real bot and its web server on 127.0.0.1."""
+"""Discord messages link to the team pages: `/fieldlens dashboard`, lists, the embeds of a dataset, a
+job and a model, the `/train stop` reply and the delete confirmations, through the real bot and its
+web server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -60,3 +61,46 @@ def test_lists_and_embeds_link_to_each_ones_page(world: World, tmp_path) -> None
     assert f"/models/{model.id}?" in model_page and fetch(world, model_page)[0] == 200
     download = world.slash("model download", guild=world.team_a, options={"model": (INTEGER, model.id)})
     assert f"/models/{model.id}?" in links(download.text())[0]
+
+
+def test_stop_reply_links_to_the_jobs_page(world: World) -> None:
+    team = world.team_a.id
+    job = world.call(
+        lambda: (
+            world.bot.services.datasets.add(team, "to stop", make_voc_zip(images=8, seed=8)),
+            world.bot.services.jobs.create(team, ["to stop"], steps=10, batch_size=4, max_minutes=5),
+        )[1]
+    )
+    stopped = world.slash("train stop", guild=world.team_a, options={"job": (INTEGER, job.id)})
+    assert f"Job {job.id} was canceled before it started" in stopped.text()
+    (url,) = links(stopped.text())
+    status, page = fetch(world, url)
+    assert status == 200 and f"Job {job.id}" in page and "CANCELED" in page
+
+
+def test_delete_confirmations_link_to_the_dataset_and_then_to_the_dashboard(world: World) -> None:
+    from tests.bot.test_commands import buttons_of
+
+    team = world.team_a.id
+    busy = world.call(lambda: world.bot.services.datasets.add(team, "busy", make_voc_zip(images=8, seed=9)))
+    job = world.call(
+        lambda: world.bot.services.jobs.create(team, ["busy"], steps=10, batch_size=4, max_minutes=5)
+    )
+
+    def delete(name: str) -> tuple[str, str]:
+        ask = world.slash("dataset delete", guild=world.team_a, options={"name": (STRING, name)})
+        message = world.fake.messages[ask.callbacks[0]["message_id"]]
+        answer = world.press(message, buttons_of(message)[0], world.team_a)
+        world.wait(lambda: answer.edits, 30, "the answer to Delete")
+        return ask.text(), answer.text()
+
+    asked, refused = delete("busy")  # a queued job uses it
+    (page,) = links(asked)
+    assert f"/datasets/{busy.dataset.id}?" in page and "Dataset busy" in fetch(world, page)[1]
+    assert f"job {job.id}" in refused.lower() and links(refused) == [page]
+    world.slash("train stop", guild=world.team_a, options={"job": (INTEGER, job.id)})
+    _, deleted = delete("busy")
+    assert "Deleted dataset **busy**" in deleted
+    (dashboard,) = links(deleted)
+    status, html = fetch(world, dashboard)
+    assert "/dashboard?" in dashboard and status == 200 and "busy" not in html.split("<main>")[1]

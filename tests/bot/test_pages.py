@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -186,6 +186,90 @@ def test_the_stream_sends_new_job_events_as_they_are_written(pages: Pages) -> No
     assert received[-1]["job"]["state"] == "RUNNING" and received[-1]["job"]["steps"] == 100
 
 
+def page_data(html: str) -> dict:
+    return json.loads(html.split('id="page-data">')[1].split("</script>")[0])
+
+
+class Stream:
+    """A job's event stream read on a thread: its `job` and `log` events as they come."""
+
+    def __init__(self, url: str) -> None:
+        self.events: list[tuple[str, dict]] = []
+        self.thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self.thread.start()
+
+    def _read(self, url: str) -> None:
+        name = ""
+        with urllib.request.urlopen(url, timeout=30) as stream:
+            for line in stream:
+                if line.startswith(b"event: "):
+                    name = line[7:].strip().decode()
+                elif line.startswith(b"data: "):
+                    self.events.append((name, json.loads(line[6:])))
+                    if name == "end" or len(self.events) > 100:
+                        return
+
+    def wait(self, check: Callable[[list[tuple[str, dict]]], object], what: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not check(self.events):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {self.events}"
+            time.sleep(0.05)
+
+
+def test_the_job_log_goes_on_live_from_where_the_page_left_it(pages: Pages) -> None:
+    job_id = _job(pages.services, A, "shapes", "w-log")
+    log = JobFolder(pages.services.jobs.get_any(job_id).checkpoint_dir or "").log
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-01-01 10:00:00,000 INFO job trainer: training on CPU\nstep 10 loss 0.3\n")
+    html = pages.html(f"/jobs/{job_id}")
+    data = page_data(html)
+    assert "step 10 loss 0.3" in html and data["log_at"] == log.stat().st_size
+    stream = Stream(f"{pages.server.url}{data['stream']}&after={data['after']}&log={data['log_at']}")
+    with log.open("a") as f:
+        f.write("step 20 loss 0.2\nstep 30 lo")  # the trainer is in the middle of a line
+    stream.wait(lambda events: any(name == "log" for name, _ in events), "the new lines")
+    with log.open("a") as f:
+        f.write("ss 0.1\n")
+    stream.wait(lambda events: sum(name == "log" for name, _ in events) == 2, "the rest of the line")
+    sent = [payload for name, payload in stream.events if name == "log"]
+    assert [p["lines"] for p in sent] == [["step 20 loss 0.2"], ["step 30 loss 0.1"]]
+    assert sent[-1]["at"] == log.stat().st_size
+    assert not [name for name, _ in stream.events if name == "job"]  # the page had every event already
+    pages.services.jobs.request_stop(A, job_id)
+    pages.services.jobs.finish(job_id, JobState.STOPPED, {"reason": "stop_requested"})
+    stream.wait(lambda events: events and events[-1][0] == "end", "the end of the stream")
+
+
+def test_every_stream_of_a_job_shares_one_read_a_second_off_the_event_loop(
+    pages: Pages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.pages import job_feed
+
+    job_id = _job(pages.services, A, "shapes", "w-shared")
+    reads: list[str] = []
+
+    def counted(services: Services, read_id: int, *args: object) -> job_feed.Reading:
+        if read_id == job_id:
+            reads.append(threading.current_thread().name)
+        return read_job(services, read_id, *args)
+
+    read_job = job_feed.read_job
+    monkeypatch.setattr(job_feed, "read_job", counted)
+    url = pages.server.link(A, f"/jobs/{job_id}/events")
+    streams = [Stream(f"{url}&after=0") for _ in range(5)]
+    for stream in streams:  # each has the job's history: 3 states, 3 progress, 1 checkpoint
+        stream.wait(lambda events: len(events) >= 7, "the history")
+    before = len(reads)
+    time.sleep(3.5)
+    assert len(reads) - before <= 4  # one read a second for all five (each polling: about 17)
+    pages.services.jobs.progress(job_id, "progress", {"step": 60, "steps": 100, "loss": 0.04})
+    for stream in streams:
+        stream.wait(lambda events: events[-1][1]["event"].get("step") == 60, "the new event")
+    assert reads and set(reads) == {"fieldlens-pages_0"}  # the pages' thread, not the event loop
+    pages.services.jobs.request_stop(A, job_id)
+    pages.services.jobs.finish(job_id, JobState.STOPPED, {"reason": "stop_requested"})
+
+
 def test_the_stream_of_an_ended_job_ends(pages: Pages) -> None:
     status, kind, body = pages.get(f"/jobs/{pages.done_job}/events")
     assert status == 200 and kind.startswith("text/event-stream")
@@ -292,3 +376,24 @@ def test_both_confusion_matrix_layouts_read_the_same(data: dict) -> None:
     assert shown["columns"] == ["a", "b", "missed"]
     assert [name for name, _, _ in shown["rows"]] == ["a", "b", "background"]
     assert shown["rows"][0][1:] == ([3, 0, 1], 4)
+
+
+@pytest.mark.parametrize(
+    ("start", "limit", "lines", "at"),
+    [
+        (0, 1000, ["one", "two"], 8),  # whole lines only: "thr" is still being written
+        (4, 1000, ["two"], 8),
+        (8, 1000, [], 8),
+        (0, 8, ["two"], 8),  # far behind: only the lines of the last `limit` bytes
+        (50, 1000, ["one", "two"], 8),  # past the end: the file was written anew
+    ],
+)
+def test_log_lines_are_read_whole_from_where_a_stream_is(
+    tmp_path: Path, start: int, limit: int, lines: list[str], at: int
+) -> None:
+    from bot.pages.job_feed import read_lines
+
+    log = tmp_path / "job.log"
+    log.write_text("one\ntwo\nthr")
+    assert read_lines(log, start, limit) == (lines, at)
+    assert read_lines(tmp_path / "missing.log", 0) == ([], 0)

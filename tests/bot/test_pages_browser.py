@@ -1,7 +1,8 @@
 """The team pages in a real headless browser (Debian's Chromium) against the real server on
 127.0.0.1, while a real worker trains a tiny job: the job page's chart gains points without a
 reload, the slider changes the predictions picture, the dataset grid pages and filters, and links
-that are expired, tampered with or name another team's ids show no data.
+that are expired, tampered with or name another team's ids show no data. And the job log grows on
+the page as it is written, without a reload.
 
 Skipped, with the reason, when Chromium or its driver is not installed (CI installs both).
 """
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -149,3 +151,33 @@ def test_expired_tampered_and_other_teams_links_show_no_data(site: Site) -> None
     assert "invalid or has expired" in site.driver.find_element("tag name", "body").text
     site.open(f"/jobs/{site.other_job}")
     assert "No such job in this team" in site.driver.find_element("tag name", "body").text
+
+
+def test_the_job_log_grows_on_the_page_without_a_reload(tmp_path: Path) -> None:
+    from storage.job_folder import JobFolder
+
+    settings = Settings(home=tmp_path / "home")
+    services = open_services(settings)
+    services.datasets.add("local", "shapes", make_voc_zip(images=8, seed=3))
+    job = services.jobs.create("local", ["shapes"], steps=100, batch_size=4, max_minutes=5)
+    services.jobs.claim("by-hand")  # running without a worker: the test writes its log
+    services.jobs.transition(job.id, JobState.RUNNING, {"device": "CPU"})
+    log = JobFolder(services.jobs.get_any(job.id).checkpoint_dir or "").log
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-01-01 10:00:00,000 INFO job trainer: training on CPU\n")
+    server = PageServer(settings)
+    driver = browser.chrome(412, 915)
+    try:
+        driver.get(server.link("local", f"/jobs/{job.id}"))
+        driver.execute_script("window.notReloaded = true;")
+        text = "return document.getElementById('log').textContent"
+        assert "training on CPU" in driver.execute_script(text)
+        with log.open("a") as f:
+            f.write("step 10 loss 0.42\n")
+        wait_for(lambda: "step 10 loss 0.42" in driver.execute_script(text), 20, "the new line on the page")
+        assert driver.execute_script("return document.getElementById('log-count').textContent") == "2"
+        assert driver.execute_script("return window.notReloaded") is True
+    finally:
+        driver.quit()
+        server.close()
+        services.close()

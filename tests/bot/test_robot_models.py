@@ -84,6 +84,7 @@ def test_robots_pull_what_the_team_chose_and_tokens_are_managed_in_discord(
 
     promoted = world.slash("model promote", guild=a, options={"model": (INTEGER, models["first"])})
     assert f"Model {models['first']} (first) is now the team's robot model" in promoted.text()
+    assert f"/models/{models['first']}?" in promoted.text()  # its page
     newer = register(world, write_model_folder(tmp_path / "newer").path, "newer")
     version = pull(server(world), token, robot)
     assert pulled_id(version) == models["first"]  # the promoted model, not the newer one
@@ -132,6 +133,7 @@ def test_download_for_a_target_is_a_zip_with_a_howto(world: World, models: dict[
         options={"model": (INTEGER, model), "target": (STRING, "limelight")},
     )
     assert attached.files() == [f"fieldlens-model-{model}-limelight.zip"] and "HOW-TO.txt" in attached.text()
+    assert f"/models/{model}?" in attached.text()  # its page
     world.team_a.filesize_limit = 1000  # too big to attach: a signed link to the zip instead
     try:
         linked = world.slash(
@@ -143,6 +145,7 @@ def test_download_for_a_target_is_a_zip_with_a_howto(world: World, models: dict[
     finally:
         world.team_a.filesize_limit = 10 * 1024 * 1024
     (url,) = re.findall(r"\((http://[^)]+)\)", linked.text())
+    assert f"/models/{model}?" in linked.text()
     url = url.replace("127.0.0.1:0", f"127.0.0.1:{world.bot.web_port}")
     with urllib.request.urlopen(url) as response:
         assert response.headers["Content-Disposition"].endswith(f'fieldlens-model-{model}-pi.zip"')
@@ -204,6 +207,7 @@ def test_compare_two_models_on_the_same_images(world: World, trained_id: int, tr
     ).text()
     assert re.search(rf"Model {trained_id} \(tiny\) and model {again} \(tiny again\) on \d+ images", text)
     assert "validation split of shapes" in text and "latency (median)" in text
+    assert f"/models/{trained_id}?" in text and f"/models/{again}?" in text  # both pages
     rows = {
         line.split("  ")[0]: line.split()[-2:] for line in text.splitlines() if line.startswith("mAP@0.5 ")
     }

@@ -133,17 +133,50 @@
       if (job.final) document.getElementById("ended").hidden = false;
     }
 
+    const logEl = document.getElementById("log");
+    function addLog(lines) {
+      if (!logEl || !lines.length) return;
+      const follow = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 4;
+      const kept = (logEl.textContent ? logEl.textContent.split("\n") : []).concat(lines)
+        .slice(-(page.log_lines || 1000));
+      logEl.textContent = kept.join("\n");
+      document.getElementById("log-count").textContent = String(kept.length);
+      document.getElementById("log-part").hidden = false;
+      document.getElementById("log-none").hidden = true;
+      if (follow) logEl.scrollTop = logEl.scrollHeight;
+    }
+
     page.events.forEach((e) => take(e, false));
     [loss, maps, ap].forEach((c) => c.draw());
     if (page.final) return;
-    const stream = new EventSource(page.stream);
-    stream.addEventListener("job", (message) => {
-      const payload = JSON.parse(message.data);
-      take(payload.event, true);
-      [loss, maps, ap].forEach((c) => c.draw());
-      header(payload.job);
-    });
-    stream.addEventListener("end", () => stream.close());
+    // The stream resumes where this page is: after its last event, at its place in the log. On an
+    // error it is opened again from there (EventSource's own retry would repeat the log).
+    let after = page.after || 0;
+    let logAt = page.log_at || 0;
+    function connect() {
+      const url = new URL(page.stream, window.location.href);
+      url.searchParams.set("after", String(after));
+      url.searchParams.set("log", String(logAt));
+      const stream = new EventSource(url.toString());
+      stream.addEventListener("job", (message) => {
+        const payload = JSON.parse(message.data);
+        after = Math.max(after, payload.event.id);
+        take(payload.event, true);
+        [loss, maps, ap].forEach((c) => c.draw());
+        header(payload.job);
+      });
+      stream.addEventListener("log", (message) => {
+        const payload = JSON.parse(message.data);
+        logAt = payload.at;
+        addLog(payload.lines);
+      });
+      stream.addEventListener("end", () => stream.close());
+      stream.onerror = () => {
+        stream.close();
+        window.setTimeout(connect, 3000);
+      };
+    }
+    connect();
   }
 
   jobPage();
