@@ -250,8 +250,14 @@ def _v6(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v7(db: sqlite_utils.Database) -> None:
+    """`jobs.val_dataset_id` goes: nothing ever wrote it (a job's datasets are in `job_datasets`, and
+    each image's split says which are validation images). DROP COLUMN needs SQLite 3.35 or later."""
+    db.execute("ALTER TABLE jobs DROP COLUMN val_dataset_id")
+
+
 # Append new migrations; never edit one that has shipped.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -34,6 +34,8 @@ WEIGHTS = "model.weights.h5"
 PREDICTIONS = "predictions.png"
 CURVES = "curves.png"
 QUALITY = "quality.png"
+# What edgetpu_compiler names its compilation of INT8 (only in a Limelight zip, never in a model folder).
+EDGE_TPU_MODEL = INT8.replace(".tflite", "_edgetpu.tflite")
 # Packed inside the int8 model (a zip appended to it, as TFLite metadata's associated files are).
 PACKED_THRESHOLDS = "thresholds.json"
 

@@ -7,21 +7,23 @@ here: FieldLens has no Android or WPILib toolchain.
 
 from __future__ import annotations
 
-LIMELIGHT = """\
+from storage.model_folder import EDGE_TPU_MODEL, INT8, LABELS
+
+LIMELIGHT = f"""\
 Limelight 3A, 3G or 4 (FTC and FRC)
 1. Connect to the Limelight's web interface (http://limelight.local:5801, or the address your
    robot gives it) and pick a pipeline.
 2. Set the pipeline type to Neural Detector.
-3. Upload model_int8.tflite as the detector model and labels.txt as its labels.
+3. Upload {INT8} as the detector model and {LABELS} as its labels.
 4. Set the detector engine to CPU (the 8-bit model runs on the Limelight's own processor; Coral off).
-   On a Limelight 2 or 3 with a Google Coral, upload model_int8_edgetpu.tflite instead and pick the
+   On a Limelight 2 or 3 with a Google Coral, upload {EDGE_TPU_MODEL} instead and pick the
    Coral engine (only in zips made where edgetpu_compiler was installed; see below).
 5. Set the confidence threshold to the robot threshold listed above, and check the detections on
    the live view before a match.
 The model takes the whole camera frame, squeezed to its square input; keep the objects at the size
 they had in the training photos."""
 
-FTC = """\
+FTC = f"""\
 FTC (SDK 10 and later)
 The FTC SDK no longer includes TensorFlow. Two ways to run this model:
 A. Through a Limelight 3A: follow the Limelight steps (the model and labels are in
@@ -30,26 +32,26 @@ A. Through a Limelight 3A: follow the Limelight steps (the model and labels are 
        limelight.pipelineSwitch(0);
        limelight.start();
        LLResult result = limelight.getLatestResult();
-       for (LLResultTypes.DetectorResult d : result.getDetectorResults()) {
+       for (LLResultTypes.DetectorResult d : result.getDetectorResults()) {{
            telemetry.addData(d.getClassName(), "%.2f at %.1f deg", d.getConfidence(), d.getTargetXDegrees());
-       }
+       }}
 B. In your own code, with the TensorFlow Lite Java API:
    1. Copy the FIRST folder from sdcard/ to the Robot Controller's /sdcard/ (adb push sdcard/FIRST
-      /sdcard/), so the model is /sdcard/FIRST/tflitemodels/model_int8.tflite.
+      /sdcard/), so the model is /sdcard/FIRST/tflitemodels/{INT8}.
    2. Copy TeamCode/ into your project; add to TeamCode/build.gradle:
           implementation 'org.tensorflow:tensorflow-lite:2.14.0'
    3. FieldLensProcessor is a VisionProcessor: add it to your VisionPortal and read
       getDetections() in your OpMode. It keeps each label at the model's own threshold (the values
       listed above, written into the file)."""
 
-PI = """\
+PI = f"""\
 Raspberry Pi or another Linux co-processor
 1. Unzip this in the home folder, so the files are in ~/fieldlens/.
 2. Install the edge runtime (numpy, Pillow and the LiteRT interpreter; OpenCV for USB cameras):
        python3 -m venv ~/fieldlens/venv
        ~/fieldlens/venv/bin/pip install 'fieldlens[edge,edge-camera]'
 3. Try it on camera 0 and watch http://<the Pi>:8080/ from a laptop:
-       ~/fieldlens/venv/bin/fieldlens-edge run --model ~/fieldlens/model_int8.tflite --source 0 --serve 8080
+       ~/fieldlens/venv/bin/fieldlens-edge run --model ~/fieldlens/{INT8} --source 0 --serve 8080
    It uses the model's own thresholds; --threshold or --label-threshold LABEL=T change them.
 4. Start it at boot with the systemd unit (edit User= and the paths if you are not the user pi):
        sudo cp ~/fieldlens/fieldlens-edge.service /etc/systemd/system/
@@ -57,7 +59,7 @@ Raspberry Pi or another Linux co-processor
        journalctl -u fieldlens-edge -f
 To update the model over the network instead, make a token with /model token create and run
 fieldlens-edge pull --server <FieldLens address> --token <token> --dest ~/fieldlens/models; then use
---model ~/fieldlens/models/current/model_int8.tflite (fieldlens-edge rollback goes back one model)."""
+--model ~/fieldlens/models/current/{INT8} (fieldlens-edge rollback goes back one model)."""
 
 FRC = """\
 FRC: a co-processor publishing to NetworkTables
@@ -75,10 +77,10 @@ HOW_TO = {"limelight": LIMELIGHT, "ftc": FTC, "pi": PI, "frc": FRC}
 
 EDGE_TPU_MISSING = (
     "No Edge TPU model in this zip: edgetpu_compiler was not installed where this zip was made. Compile\n"
-    "one yourself on a Linux x86-64 machine: edgetpu_compiler model_int8.tflite."
+    f"one yourself on a Linux x86-64 machine: edgetpu_compiler {INT8}."
 )
 
-SYSTEMD_UNIT = """\
+SYSTEMD_UNIT = f"""\
 [Unit]
 Description=FieldLens object detection
 After=network-online.target
@@ -87,8 +89,8 @@ Wants=network-online.target
 [Service]
 User=pi
 WorkingDirectory=/home/pi/fieldlens
-ExecStart=/home/pi/fieldlens/venv/bin/fieldlens-edge run --model /home/pi/fieldlens/model_int8.tflite \\
-    --source 0 --serve 8080{extra}
+ExecStart=/home/pi/fieldlens/venv/bin/fieldlens-edge run --model /home/pi/fieldlens/{INT8} \\
+    --source 0 --serve 8080{{extra}}
 Restart=always
 RestartSec=2
 
@@ -120,7 +122,7 @@ import java.util.List;
 import java.util.Map;
 
 public class FieldLensProcessor implements VisionProcessor {{
-    public static final String MODEL = "/sdcard/FIRST/tflitemodels/model_int8.tflite";
+    public static final String MODEL = "{model_path}";
     public static final int SIZE = {input_size};  // the model's square input, in pixels
     public static final String[] LABELS = {{{labels}}};
     // The model's own thresholds (highest F1 on its validation images); a label not listed uses ROBOT.

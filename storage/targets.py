@@ -1,7 +1,7 @@
 """One zip per robot target, with the files named and laid out as that target expects and a HOW-TO.txt
 that names every file in it: `/model download target:` and `fieldlens model export --target`.
 
-    limelight  model_int8.tflite, labels.txt (+ model_int8_edgetpu.tflite when edgetpu_compiler is here)
+    limelight  {model, labels} (+ the Edge TPU model when edgetpu_compiler is here)
     ftc        sdcard/FIRST/tflitemodels/{model, labels}, TeamCode/.../FieldLensProcessor.java
     pi         fieldlens/{model, labels, fieldlens-edge.service}
     frc        fieldlens/{model, labels, fieldlens-edge.service}, FieldLensVision.java
@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage.errors import UserError
-from storage.model_folder import INT8, LABELS, Manifest, ModelFolder
+from storage.model_folder import EDGE_TPU_MODEL, INT8, LABELS, Manifest, ModelFolder
 from storage.target_texts import EDGE_TPU_MISSING, FRC_VISION, FTC_PROCESSOR, HOW_TO, SYSTEMD_UNIT
 
 log = logging.getLogger(__name__)
 
 HOW_TO_FILE = "HOW-TO.txt"
 EDGE_TPU_COMPILER = "edgetpu_compiler"
-EDGE_TPU_MODEL = INT8.replace(".tflite", "_edgetpu.tflite")  # the name edgetpu_compiler gives it
 COMPILE_SECONDS = 300
 FTC_MODELS = "sdcard/FIRST/tflitemodels/"
 FTC_CODE = "TeamCode/src/main/java/org/firstinspires/ftc/teamcode/"
@@ -157,6 +156,7 @@ def _ftc_processor(manifest: Manifest, model_id: int) -> bytes:
     overall = t.overall.score if t else 0.5
     return FTC_PROCESSOR.format(
         model_id=model_id,
+        model_path="/" + TARGETS["ftc"].model,
         input_size=manifest.input_size,
         labels=labels,
         overall=f"{overall:.2f}",

@@ -102,10 +102,8 @@ def export(
     detector = build_detector(config.with_(weights="none"))
     detector.network.load_weights(str(checkpoint / WEIGHTS))
     train_cache = ImageCache(data.train, config.input_size, data.cache_dir)
-    files = {
-        "float": convert(detector, folder.float_model, None),
-        "int8": convert(detector, folder.int8_model, _calibration(train_cache, config.seed)),
-    }
+    convert(detector, folder.float_model, folder.int8_model, _calibration(train_cache, config.seed))
+    files = {"float": folder.float_model, "int8": folder.int8_model}
     labels_bytes = ("\n".join(config.labels) + "\n").encode()
     atomic_write(folder.labels, labels_bytes)
     for kind in ("float", "int8"):
@@ -291,7 +289,7 @@ def _predictions(config: TrainConfig, evaluation: Evaluation, thresholds: Thresh
 
 
 def _quality(config: TrainConfig, shown: Evaluation, thresholds: Thresholds) -> bytes:
-    """quality.png on the images of `shown` (the test split when there is one)."""
+    """The quality picture on the images of `shown` (the test split when there is one)."""
     points = thresholds.test if shown.split == "test" and thresholds.test else thresholds.labels
     return quality_picture(
         config.labels,

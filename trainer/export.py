@@ -8,8 +8,8 @@ How (each step avoids a trap seen before):
 2. A new tf.function calls the frozen graph, then a stub function carrying
    `experimental_implements` for the post-process op. The stub is not frozen (freezing would
    constant-fold it away); the converter replaces it with the fused op.
-3. It is saved as a SavedModel and converted; the outputs are checked by shape and put in the
-   standard order if the converter emitted them otherwise.
+3. It is saved once as a SavedModel and converted twice (float, then int8); the outputs are put in
+   the standard order if the converter emitted them otherwise.
 """
 
 from __future__ import annotations
@@ -104,26 +104,33 @@ class _ExportModule(tf.Module):
 
 def convert(
     detector: Detector,
-    out: Path,
-    representative: Callable[[], Iterator[np.ndarray]] | None,
+    float_out: Path,
+    int8_out: Path,
+    representative: Callable[[], Iterator[np.ndarray]],
     post: PostProcess = PostProcess(),
-) -> Path:
-    """Write a float32 .tflite, or with `representative` (float32 [1,H,W,3] 0..255 images) an int8 one
-    with uint8 input."""
+) -> None:
+    """Write the float32 .tflite and the fully int8 one (uint8 input, calibrated on `representative`:
+    float32 [1,H,W,3] 0..255 images), both from the same frozen SavedModel."""
     module = _ExportModule(detector, post)
     with tempfile.TemporaryDirectory() as tmp:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        converter.allow_custom_ops = True
-        if representative is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([img] for img in representative())
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.uint8
-        data = converter.convert()
+        _convert_saved_model(tmp, float_out, None)
+        _convert_saved_model(tmp, int8_out, representative)
+
+
+def _convert_saved_model(
+    saved_model: str, out: Path, representative: Callable[[], Iterator[np.ndarray]] | None
+) -> None:
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    converter.allow_custom_ops = True
+    if representative is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([img] for img in representative())
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+    data = converter.convert()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(standardize_outputs(data))
-    return out
 
 
 POSTPROCESS_OP = b"TFLite_Detection_PostProcess"

@@ -1,5 +1,6 @@
-"""quality.png: a precision-recall curve per label, with the model's threshold marked on it, and the
-confusion matrix at those thresholds, in one picture posted with a finished job.
+"""The quality picture (model_folder.QUALITY): a precision-recall curve per label, with the model's
+threshold marked on it, and the confusion matrix at those thresholds, in one picture posted with a
+finished job.
 
 The curves are COCO's (trainer/pr_curves.py, at IoU 0.5, kept in the metrics); the marked point is
 the threshold the robot uses (trainer/thresholds.py), measured exactly, so it may sit a little under

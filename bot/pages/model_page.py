@@ -31,7 +31,7 @@ TARGETS = (
         "Raspberry Pi or another co-processor (fieldlens-edge)",
         "fieldlens-edge pull (below) fetches the model the team promoted (else its newest that passed "
         "the int8 check) with an edge token; or download the two files and run: "
-        "fieldlens-edge run --model model_int8.tflite",
+        f"fieldlens-edge run --model {INT8}",
         (INT8, LABELS),
     ),
     (

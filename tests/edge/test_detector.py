@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.detector import TFLiteDetector
-from edge.errors import EdgeError, NotADetectionModel
+from edge.errors import EdgeError
 from storage.voc.synth import make_voc_zip
 from tests.edge.conftest import rgb
 
@@ -101,20 +101,6 @@ def test_thresholds_and_label_filter(int8_model, frames_dir) -> None:
     assert all(d.label != "circle" for d in strict)
     with pytest.raises(EdgeError, match="unknown labels"):
         TFLiteDetector(int8_model, label_thresholds={"robot": 0.5})
-
-
-def test_classification_model_is_refused_with_what_was_found(tmp_path) -> None:
-    import tensorflow as tf
-
-    inputs = tf.keras.Input((96, 96, 3))
-    model = tf.keras.Model(
-        inputs,
-        tf.keras.layers.Dense(5, activation="softmax")(tf.keras.layers.GlobalAveragePooling2D()(inputs)),
-    )
-    path = tmp_path / "classifier.tflite"
-    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    with pytest.raises(NotADetectionModel, match=r"expected 4 outputs boxes/classes/scores/count, found 1"):
-        TFLiteDetector(path, labels=None)
 
 
 def test_missing_labels_file_is_named(int8_model, tmp_path) -> None:

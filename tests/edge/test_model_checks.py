@@ -1,5 +1,5 @@
-"""What the detector checks before it runs a model: which output is which, and that the file is TFLite.
-No model needed (the checks on real models are in test_detector.py)."""
+"""What the detector checks before it runs a model: which output is which, that the file is TFLite, and
+that it is a detector. No trained model needed (the checks on real models are in test_detector.py)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,17 @@ def test_not_a_tflite_file_is_refused(tmp_path) -> None:
     path.write_bytes(b"<html>404 not found</html>")
     with pytest.raises(NotADetectionModel, match="not a TFLite model"):
         TFLiteDetector(path)
+
+
+def test_classification_model_is_refused_with_what_was_found(tmp_path) -> None:
+    import tensorflow as tf
+
+    inputs = tf.keras.Input((96, 96, 3))
+    model = tf.keras.Model(
+        inputs,
+        tf.keras.layers.Dense(5, activation="softmax")(tf.keras.layers.GlobalAveragePooling2D()(inputs)),
+    )
+    path = tmp_path / "classifier.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    with pytest.raises(NotADetectionModel, match=r"expected 4 outputs boxes/classes/scores/count, found 1"):
+        TFLiteDetector(path, labels=None)

@@ -74,3 +74,23 @@ def test_database_from_a_newer_fieldlens_is_refused(tmp_path) -> None:
     db.conn.commit()
     with pytest.raises(RuntimeError, match="newer than this FieldLens"):
         dbmod.migrate(db)
+
+
+def test_v7_drops_the_unused_val_dataset_id_and_keeps_each_job(tmp_path, monkeypatch) -> None:
+    v7 = dbmod.MIGRATIONS.index(dbmod._v7) + 1
+    with monkeypatch.context() as m:  # a database as the release before v7 left it
+        m.setattr(dbmod, "MIGRATIONS", dbmod.MIGRATIONS[: v7 - 1])
+        m.setattr(dbmod, "SCHEMA_VERSION", v7 - 1)
+        db = dbmod.open_db(tmp_path / "x.db")
+    assert "val_dataset_id" in db["jobs"].columns_dict
+    dbmod.ensure_team(db, "local")
+    now = dbmod.utcnow()
+    job = dict(team_id="local", state="queued", model="m", steps=10, batch_size=2, max_minutes=5)
+    db["jobs"].insert({**job, "id": 4, "created_at": now, "updated_at": now, "steps_completed": 3})
+    db["job_events"].insert({"job_id": 4, "at": now, "kind": "state", "state": "queued"})
+    db.conn.commit()
+
+    assert dbmod.migrate(db) == dbmod.SCHEMA_VERSION >= v7
+    assert "val_dataset_id" not in db["jobs"].columns_dict
+    assert db["jobs"].get(4)["steps_completed"] == 3
+    assert [e["job_id"] for e in db["job_events"].rows] == [4]

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from storage.model_folder import EDGE_TPU_MODEL
 from storage.target_texts import HOW_TO
-from storage.targets import EDGE_TPU_MODEL, HOW_TO_FILE, TARGETS, UnknownTarget, target_zip
+from storage.targets import HOW_TO_FILE, TARGETS, UnknownTarget, target_zip
 from storage.thresholds import OperatingPoint, Thresholds
 from tests.model_folders import write_model_folder
 
