@@ -23,7 +23,8 @@ from celery import Celery
 from cluster.app import DISPATCHED_KEY, STOP_KEY, TRAIN, TRAIN_QUEUE
 from cluster.store import ObjectStore, put_folder
 from storage.blobs import BlobStore
-from storage.domain import ACTIVE_STATES, Job, LabelMap
+from storage.db import marks
+from storage.domain import ACTIVE_STATES, Job
 from storage.model_folder import MANIFEST
 from storage.services import Services
 
@@ -51,7 +52,6 @@ def publish_images(store: ObjectStore, blobs: BlobStore, digests: Iterable[str])
 def job_payload(services: Services, store: ObjectStore, job: Job, generation: int) -> dict[str, object]:
     """Everything a remote worker needs to train `job`, its files published to `store` first."""
     datasets = [services.datasets.get_by_id(job.team_id, i) for i in job.dataset_ids]
-    labels = LabelMap(tuple(job.config["labels"]))  # type: ignore[arg-type]
     images = [
         [
             image.sha256,
@@ -75,7 +75,7 @@ def job_payload(services: Services, store: ObjectStore, job: Job, generation: in
         "job_id": job.id,
         "generation": generation,
         "dataset_names": [d.name for d in datasets],
-        "labels": list(labels.labels),
+        "labels": list(job.config["labels"]),  # type: ignore[call-overload]
         "images": images,
         "parent_model": parent,
     }
@@ -110,7 +110,8 @@ class Dispatcher:
 
     def _mirror_stops(self) -> None:
         rows = self.services.db.execute(
-            "SELECT id FROM jobs WHERE stop_requested = 1 AND state IN (?, ?, ?, ?)", sorted(ACTIVE_STATES)
+            f"SELECT id FROM jobs WHERE stop_requested = 1 AND state IN ({marks(ACTIVE_STATES)})",  # noqa: S608
+            sorted(ACTIVE_STATES),
         ).fetchall()
         wanted = {r[0] for r in rows}
         for job_id in wanted - self._stops:

@@ -63,11 +63,7 @@ class FileStore:
         atomic_write(self._path(key), data)
 
     def put_file(self, key: str, path: Path) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
+        _copy_atomic(path, self._path(key))
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -79,10 +75,7 @@ class FileStore:
         source = self._path(key)
         if not source.is_file():
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, path)
+        _copy_atomic(source, path)
         return True
 
     def keys(self, prefix: str) -> set[str]:
@@ -95,6 +88,14 @@ class FileStore:
             for p in base.rglob("*")
             if p.is_file() and not p.name.startswith(".tmp-")
         }
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    """Copy under a temporary name beside `target`, then rename: readers never see half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 class S3Store:

@@ -297,6 +297,15 @@ class JobStore:
         row = self.db.execute("SELECT worker_id, state FROM jobs WHERE id = ?", [job_id]).fetchone()
         return row is not None and row[0] == worker_id and JobState(row[1]) in ACTIVE_STATES
 
+    def active_by_worker(self) -> dict[str, int]:
+        """Worker id -> the job it holds now (what `fieldlens worker list` shows)."""
+        rows = self.db.execute(
+            "SELECT worker_id, id FROM jobs WHERE worker_id IS NOT NULL"  # noqa: S608 - placeholders only
+            f" AND state IN ({marks(ACTIVE_STATES)})",
+            sorted(ACTIVE_STATES),
+        ).fetchall()
+        return {worker: job_id for worker, job_id in rows}
+
     def queued_generation(self, job_id: int) -> int:
         """The id of the event that last queued the job: one number per time it entered the queue."""
         row = self.db.execute(

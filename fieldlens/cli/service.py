@@ -114,11 +114,7 @@ def list_(state: State, as_json: bool) -> None:
     from cluster.workers import list_workers
 
     settings = _broker_settings(state)
-    rows = state.services.db.execute(
-        "SELECT worker_id, id FROM jobs WHERE worker_id IS NOT NULL AND state IN"
-        " ('PREPARING', 'RUNNING', 'STOP_REQUESTED', 'STOPPING')"
-    ).fetchall()
-    workers = list_workers(settings, {w: j for w, j in rows})
+    workers = list_workers(settings, state.services.jobs.active_by_worker())
     lines = [
         f"{w['name']}  {'GPU ' + w['gpu'] if w['gpu'] is not None else 'CPU'}  "
         f"{'job ' + str(w['job']) if w['job'] else 'idle'}  "
