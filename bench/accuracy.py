@@ -1,12 +1,23 @@
 """Accuracy for a fixed wall-clock budget on a real dataset, from the pretrained backbone.
 
-    python -m bench.accuracy [--zip ../shared/datasets/raccoon.zip] [--minutes 20]
-                             [--weights ../shared/weights/mobilenet_v2_1.0_no_top.weights.h5]
-                             [--model ssd_mobilenet_v2_320] [--batch-size 32]
+    python -m bench.accuracy run [--zip ../shared/datasets/robosub_transdec.zip] [--minutes 20]
+                                 [--name NAME] [--set KEY=VALUE ...] [--seed 0]
+                                 [--results bench/results/accuracy.jsonl] [--out DIR]
+    python -m bench.accuracy table [--results bench/results/accuracy.jsonl]
 
-Prints float and int8 mAP@0.5 and mAP@0.5:0.95 on the dataset's validation split (LiteRT), int8 and
-float latency (median of 50 runs, 2 threads) and file sizes. The step count is chosen so that the
-learning-rate schedule spans the budget at --rate images/s; the time budget also stops training.
+`run` trains one candidate (today's default, or the default with `--set` changes to TrainConfig,
+e.g. `--set class_loss=quality --set iou_loss=ciou`) for --minutes of wall-clock time, delivers it
+as FieldLens delivers every model (float and int8 .tflite through LiteRT, on the held-out split),
+and appends one JSON line to the results file: mAP@0.5 and mAP@0.5:0.95 of both models, the int8
+drop on both, AP@0.5 per label (int8), training images/s, int8 and float latency (median of 50
+runs, 2 threads) and sizes. Run another revision's tree with its own interpreter to compare
+(`cd /tmp/base && python -m bench.accuracy run --results $PWD/...`): every line says its revision.
+
+`table` prints every line of the results file side by side, one column per run, grouped by
+dataset, so candidates measured on the same machine read across.
+
+The step count spans the budget at --rate images/s; the schedule follows time as well as steps, so
+the run ends annealed at the time limit whichever comes first.
 """
 
 from __future__ import annotations
@@ -14,13 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+TREE = Path(__file__).resolve().parents[1]
+SHARED = TREE.parent / "shared"
+RESULTS = TREE / "bench" / "results" / "accuracy.jsonl"
 
 
 def latency_ms(path: Path, runs: int = 50, threads: int = 2) -> float:
@@ -39,22 +53,24 @@ def latency_ms(path: Path, runs: int = 50, threads: int = 2) -> float:
     return statistics.median(times[5:])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--zip", type=Path, default=SHARED / "datasets" / "raccoon.zip")
-    parser.add_argument("--minutes", type=float, default=20.0)
-    parser.add_argument("--weights", default=str(SHARED / "weights" / "mobilenet_v2_1.0_no_top.weights.h5"))
-    parser.add_argument("--model", default="ssd_mobilenet_v2_320")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
-        "--rate", type=float, default=13.0, help="Expected training images/s (sets the steps)."
-    )
-    parser.add_argument("--learning-rate", type=float, default=None)
-    parser.add_argument("--out", type=Path, default=None, help="Keep the model folder here.")
-    args = parser.parse_args()
+def _value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
+
+def _revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(TREE), "describe", "--always", "--dirty"], capture_output=True, text=True
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def run(args: argparse.Namespace) -> dict:
     from storage.model_folder import ModelFolder
     from storage.plan import make_plan
     from storage.services import open_services
@@ -62,6 +78,7 @@ def main() -> None:
     from trainer.config import TrainConfig
     from trainer.pipeline import load_data, train_and_deliver
 
+    changes = dict(item.split("=", 1) for item in args.set)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         services = open_services(Settings(home=home / "home"))
@@ -75,33 +92,110 @@ def main() -> None:
             batch_size=args.batch_size,
             weights=args.weights,
             max_seconds=args.minutes * 60,
-        )
-        if args.learning_rate:
-            config = config.with_(learning_rate=args.learning_rate)
-        speed = services.jobs.planner.images_per_second(args.model)
-        p = make_plan(steps, args.batch_size, len(data.train), len(data.val), speed, args.minutes)
+            seed=args.seed,
+        ).with_(**{key: _value(value) for key, value in changes.items()})
+        speed = services.jobs.planner.images_per_second(config.model)
+        p = make_plan(steps, config.batch_size, len(data.train), len(data.val), speed, args.minutes)
         config = config.with_(batch_size=p.batch_size)
         out = args.out or home / "model"
         print(
-            f"{args.zip.name}: {p.train_images} train / {p.val_images} val images, {args.model}, batch "
-            f"{p.batch_size}, {steps} steps planned ({p.epochs:.1f} epochs), budget {args.minutes} min",
+            f"{args.name}: {args.zip.name}: {p.train_images} train / {p.val_images} val / "
+            f"{len(data.test)} test images, {config.model}, batch {p.batch_size}, {steps} steps "
+            f"planned ({p.epochs:.1f} epochs), budget {args.minutes} min, changes {changes or 'none'}",
             flush=True,
         )
         result, manifest = train_and_deliver(config, data, home / "work", out)
         folder = ModelFolder(out)
+        m = manifest.metrics
         figures = {
+            "name": args.name,
+            "revision": _revision(),
+            "changes": changes,
+            "seed": args.seed,
             "dataset": args.zip.name,
-            "model": args.model,
+            "model": config.model,
+            "minutes": args.minutes,
             "steps_completed": result.steps_completed,
+            "stopped_by": result.reason,
             "training_minutes": result.seconds / 60,
             "train_images_per_s": result.images_per_second,
-            **manifest.metrics.headline(),
+            **m.headline(),
+            "int8_drop_map50": m.map50_float - m.map50_int8,
+            "int8_drop_map50_95": m.map50_95_float - m.map50_95_int8,
+            "per_label_ap50_int8": m.per_class_ap50,
             "latency_ms_int8": latency_ms(folder.int8_model),
             "latency_ms_float": latency_ms(folder.float_model),
             "size_mb_int8": folder.int8_model.stat().st_size / 1e6,
             "size_mb_float": folder.float_model.stat().st_size / 1e6,
         }
-        print(json.dumps(figures, indent=2))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.results, "a", encoding="utf-8") as f:
+        f.write(json.dumps(figures) + "\n")
+    print(json.dumps(figures, indent=2))
+    return figures
+
+
+ROWS = (
+    ("revision", "revision", "{}"),
+    ("changes", "changes", "{}"),
+    ("seed", "seed", "{}"),
+    ("steps_completed", "steps", "{}"),
+    ("train_images_per_s", "train img/s", "{:.1f}"),
+    ("map50_int8", "int8 mAP@0.5", "{:.3f}"),
+    ("map50_95_int8", "int8 mAP@0.5:0.95", "{:.3f}"),
+    ("map50_float", "float mAP@0.5", "{:.3f}"),
+    ("map50_95_float", "float mAP@0.5:0.95", "{:.3f}"),
+    ("int8_drop_map50", "int8 drop mAP@0.5", "{:+.3f}"),
+    ("int8_drop_map50_95", "int8 drop mAP@0.5:0.95", "{:+.3f}"),
+    ("latency_ms_int8", "int8 ms/image", "{:.1f}"),
+    ("latency_ms_float", "float ms/image", "{:.1f}"),
+)
+
+
+def table(results: Path) -> str:
+    """The results side by side in Markdown: one table per dataset, one column per run."""
+    runs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    out = []
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        group = [r for r in runs if r["dataset"] == dataset]
+        out.append(f"### {dataset}, {group[0]['minutes']:g} min each\n")
+        out.append("| | " + " | ".join(r["name"] for r in group) + " |")
+        out.append("|---" * (len(group) + 1) + "|")
+        for key, title, fmt in ROWS:
+            cells = [fmt.format(r[key]) if r.get(key) not in (None, {}) else "-" for r in group]
+            out.append(f"| {title} | " + " | ".join(cells) + " |")
+        labels = dict.fromkeys(k for r in group for k in r.get("per_label_ap50_int8", {}))
+        for label in labels:
+            cells = [f"{r.get('per_label_ap50_int8', {}).get(label, float('nan')):.2f}" for r in group]
+            out.append(f"| AP@0.5 {label} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train and deliver one candidate; append its figures")
+    r.add_argument("--zip", type=Path, default=SHARED / "datasets" / "robosub_transdec.zip")
+    r.add_argument("--minutes", type=float, default=20.0)
+    r.add_argument("--weights", default=str(SHARED / "weights" / "mobilenet_v2_1.0_no_top.weights.h5"))
+    r.add_argument("--model", default="ssd_mobilenet_v2_320")
+    r.add_argument("--batch-size", type=int, default=32)
+    r.add_argument("--rate", type=float, default=13.0, help="expected training images/s (sets the steps)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--name", default="default")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a TrainConfig change")
+    r.add_argument("--results", type=Path, default=RESULTS)
+    r.add_argument("--out", type=Path, default=None, help="keep the model folder here")
+    t = sub.add_parser("table", help="print the results side by side")
+    t.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args)
+    else:
+        print(table(args.results))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@
 Each configuration trains in a fresh child process (so peak RSS is its own) with the real input
 pipeline (cache, augmentation, matching, prefetch); images/s is measured after the first 5 steps
 (tracing) and includes everything a step waits for.
+
+Where the time goes, per run: the wall-clock seconds the training loop spent waiting for the next
+batch, in the train step, and evaluating; and the child's CPU as user and system seconds and as
+cores busy (CPU seconds / wall seconds, of the whole child: start-up, caching and tracing included).
 """
 
 from __future__ import annotations
@@ -51,7 +55,10 @@ def _child(model: str, batch: int, steps: int, zip_path: str, home: str, weights
         if isinstance(event, Step):
             times.append(time.perf_counter())
 
-    Trainer(config, data, Path(home) / "work", on_event=on_event).run()
+    started = time.perf_counter()
+    result = Trainer(config, data, Path(home) / "work", on_event=on_event).run()
+    wall = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     measured = times[5:]
     rate = (len(measured) - 1) * batch / (measured[-1] - measured[0])
     print(
@@ -60,7 +67,11 @@ def _child(model: str, batch: int, steps: int, zip_path: str, home: str, weights
                 "model": model,
                 "batch": batch,
                 "images_per_s": rate,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": usage.ru_maxrss / 1024,
+                "split_s": result.time_split,
+                "user_s": usage.ru_utime,
+                "sys_s": usage.ru_stime,
+                "train_wall_s": wall,
             }
         )
     )
@@ -113,6 +124,14 @@ def main() -> None:
                 )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{model:<30} {batch:>5} {r['images_per_s']:>9.1f} {r['peak_rss_mb']:>12.0f}", flush=True)
+            split = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in r["split_s"].items())
+            cpu = r["user_s"] + r["sys_s"]
+            print(
+                f"    training {r['train_wall_s']:.1f} s: {split}; process CPU user {r['user_s']:.1f} s, "
+                f"system {r['sys_s']:.1f} s ({r['sys_s'] / max(cpu, 1e-9):.0%}), "
+                f"{cpu / max(r['train_wall_s'], 1e-9):.2f} cores over the training",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """A training run's checkpoints, in one place: the trainer writes them, recovery and cleanup read them.
 
     <workdir>/checkpoints/
-        step-0000200/   weights and config (named as in a model folder), optimizer.npz, state.json
-        best/           a copy of the step folder with the best validation mAP@0.5
+        step-0000200/   weights and config (named as in a model folder), optimizer.npz, state.json,
+                        and training.weights.h5 when the weights are a moving average (the raw
+                        weights that training resumes from)
+        best/           a copy of the step folder with the best validation fitness
         latest.json     {"path": "step-0000200", "step": 200}: the newest complete checkpoint
 
 A step folder is written under a temporary name and renamed when complete, then `latest.json` is
@@ -19,9 +21,10 @@ from pathlib import Path
 from storage.blobs import atomic_write
 from storage.model_folder import CONFIG, WEIGHTS
 
-__all__ = ["CONFIG", "OPTIMIZER", "STATE", "WEIGHTS", "Checkpoints"]
+__all__ = ["CONFIG", "OPTIMIZER", "STATE", "TRAINING_WEIGHTS", "WEIGHTS", "Checkpoints"]
 
 OPTIMIZER = "optimizer.npz"
+TRAINING_WEIGHTS = "training.weights.h5"
 STATE = "state.json"
 _LATEST = "latest.json"
 _BEST = "best"

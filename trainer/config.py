@@ -37,12 +37,32 @@ class TrainConfig:
     # high-resolution layers that cost the most to train and change least). "" trains everything.
     freeze_until: str = "block_4_expand"
     score_threshold: float = 0.3  # for precision/recall and the deployed preview
+    # Evaluate, choose and deliver a moving average of the weights (trainer/ema.py); 0 turns it off.
+    ema_decay: float = 0.98
+    # The loss (trainer/loss.py): "focal" or "quality" classes; "giou" or "ciou" boxes; term weights.
+    class_loss: str = "focal"
+    iou_loss: str = "giou"
+    iou_weight: float = 1.0
+    huber_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if self.class_loss not in ("focal", "quality") or self.iou_loss not in ("giou", "ciou"):
+            raise ValueError("class_loss is 'focal' or 'quality'; iou_loss is 'giou' or 'ciou'")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError("ema_decay is in [0, 1): 0 turns the weight average off")
+
+    def loss_options(self) -> dict[str, Any]:
+        """The keyword arguments of trainer.loss.detection_loss that this config sets."""
+        return {
+            "classes": self.class_loss,
+            "iou": self.iou_loss,
+            "iou_weight": self.iou_weight,
+            "huber_weight": self.huber_weight,
+        }
 
     @property
     def num_classes(self) -> int:

@@ -39,7 +39,7 @@ from trainer.thresholds import choose_thresholds, keep, measure
 from trainer.train import LOSS_LOG, METRICS_LOG, TrainData
 from trainer.verify import MAX_INT8_DROP, check_signature, run_tflite
 
-CALIBRATION_IMAGES = 100
+CALIBRATION_IMAGES = 300  # un-augmented training images (from the image cache)
 PREVIEW_IMAGES = 6
 
 

@@ -15,7 +15,19 @@ from storage.coco import coco_evaluate, coco_figures
 from trainer import box_coder
 from trainer.loss import detection_loss
 from trainer.models.detector import Detector
+from trainer.postprocess import PostProcess, make_predict_fn
 from trainer.pr_curves import pr_curves
+
+__all__ = [
+    "Detections",
+    "PostProcess",
+    "coco_metrics",
+    "confusion_matrix",
+    "detect",
+    "fitness",
+    "make_predict_fn",
+    "validation_loss",
+]
 
 IOU_MATCH = 0.5
 
@@ -25,30 +37,6 @@ class Detections:
     boxes: np.ndarray  # [K, 4]
     scores: np.ndarray  # [K]
     classes: np.ndarray  # [K] int, 1..C
-
-
-def make_predict_fn(
-    detector: Detector, max_detections: int = 100, score_threshold: float = 0.01, iou_threshold: float = 0.5
-):
-    anchors = tf.constant(detector.anchors)
-    network = detector.network
-
-    @tf.function(reduce_retracing=True)
-    def predict(images: tf.Tensor):
-        box_enc, logits = network(tf.cast(images, tf.float32), training=False)
-        boxes = tf.clip_by_value(box_coder.decode(box_enc, anchors), 0.0, 1.0)
-        nms = tf.image.combined_non_max_suppression(
-            boxes[:, :, None, :],
-            tf.sigmoid(logits),
-            max_output_size_per_class=max_detections,
-            max_total_size=max_detections,
-            iou_threshold=iou_threshold,
-            score_threshold=score_threshold,
-            clip_boxes=False,
-        )
-        return nms.nmsed_boxes, nms.nmsed_scores, nms.nmsed_classes, nms.valid_detections, box_enc, logits
-
-    return predict
 
 
 def detect(predict, images: np.ndarray, batch_size: int = 16) -> list[Detections]:
@@ -74,8 +62,14 @@ def validation_loss(detector: Detector, cache, samples: Sequence, anchors: tf.Te
         ]
         box_t, cls_t, w = (tf.stack(x) for x in zip(*matched, strict=True))
         box_p, logits = detector.network(images, training=False)
-        totals.append(float(detection_loss(box_p, logits, box_t, cls_t, w, anchors)["total"]) * len(idx))
+        losses = detection_loss(box_p, logits, box_t, cls_t, w, anchors, **detector.config.loss_options())
+        totals.append(float(losses["total"]) * len(idx))
     return sum(totals) / max(len(cache), 1)
+
+
+def fitness(metrics: dict) -> float:
+    """How good a checkpoint is, for choosing one: mostly mAP@0.5:0.95 (tight boxes), a little mAP@0.5."""
+    return 0.1 * float(metrics.get("map50", 0.0)) + 0.9 * float(metrics.get("map50_95", 0.0))
 
 
 def coco_metrics(

@@ -52,6 +52,7 @@ class TrainResult:
     best_checkpoint: Path | None
     metrics: dict[str, Any] = field(default_factory=dict)  # of the last evaluation
     images_per_second: float = 0.0
+    time_split: dict[str, float] = field(default_factory=dict)  # seconds: data wait, step, evaluation
 
 
 @dataclass(frozen=True)

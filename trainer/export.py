@@ -17,47 +17,17 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from trainer import postprocess
 from trainer.models.detector import Detector
+from trainer.postprocess import PostProcess
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PostProcess:
-    """Attributes of the TFLite detection post-process op."""
-
-    max_detections: int = 50
-    score_threshold: float = 0.01
-    iou_threshold: float = 0.5
-    max_classes_per_detection: int = 1
-    detections_per_class: int = 100
-    use_regular_nms: bool = False
-
-    def signature(self, num_classes: int) -> str:
-        attrs = {
-            "max_detections": ("i", self.max_detections),
-            "max_classes_per_detection": ("i", self.max_classes_per_detection),
-            "detections_per_class": ("i", self.detections_per_class),
-            "use_regular_nms": ("b", str(self.use_regular_nms).lower()),
-            "nms_score_threshold": ("f", self.score_threshold),
-            "nms_iou_threshold": ("f", self.iou_threshold),
-            "num_classes": ("i", num_classes),
-            "y_scale": ("f", 10.0),
-            "x_scale": ("f", 10.0),
-            "h_scale": ("f", 5.0),
-            "w_scale": ("f", 5.0),
-        }
-        text = ['name: "TFLite_Detection_PostProcess"']
-        for key, (kind, value) in attrs.items():
-            text.append(f'attr {{ key: "{key}" value {{ {kind}: {value} }} }}')
-        return " ".join(text)
 
 
 def _frozen_network(detector: Detector) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
@@ -107,7 +77,7 @@ def convert(
     float_out: Path,
     int8_out: Path,
     representative: Callable[[], Iterator[np.ndarray]],
-    post: PostProcess = PostProcess(),
+    post: PostProcess = postprocess.DEFAULT,
 ) -> None:
     """Write the float32 .tflite and the fully int8 one (uint8 input, calibrated on `representative`:
     float32 [1,H,W,3] 0..255 images), both from the same frozen SavedModel."""

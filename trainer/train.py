@@ -9,8 +9,11 @@
 
 Checkpoints hold the network weights, the optimizer's variables (momentum and iteration count), the
 step and the seconds trained so far (so a resumed run continues its schedule, which follows both
-steps and time, where it was) and the config (storage/checkpoints.py names the files). `latest`
-and `best` (by validation mAP@0.5) are kept; older ones are pruned.
+steps and time, where it was) and the config (storage/checkpoints.py names the files). With a
+weight average (trainer/ema.py, on by default) the checkpoint's weights are the average, which is
+what is evaluated and delivered, and the raw weights that training goes on from sit beside them.
+`latest` and `best` (by validation fitness: 0.1 x mAP@0.5 + 0.9 x mAP@0.5:0.95, which rewards
+tight boxes) are kept; older ones are pruned.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +32,18 @@ import numpy as np
 import tensorflow as tf
 
 from storage.blobs import atomic_write
-from storage.checkpoints import CONFIG, OPTIMIZER, STATE, WEIGHTS, Checkpoints
+from storage.checkpoints import CONFIG, OPTIMIZER, STATE, TRAINING_WEIGHTS, WEIGHTS, Checkpoints
 from trainer import evaluate
 from trainer.checkpoint_samples import save_samples
 from trainer.config import TrainConfig
 from trainer.data import ImageCache, Sample, train_dataset
+from trainer.ema import WeightAverage
 from trainer.events import Checkpoint, Event, Finished, Started, Step, TrainResult
 from trainer.loss import detection_loss
 from trainer.models import build_detector
+from trainer.pacing import EarlyStopping, Schedule, StepTimer
 
-__all__ = ["EarlyStopping", "Schedule", "TrainData", "TrainResult", "Trainer", "select_device"]
+__all__ = ["TrainData", "TrainResult", "Trainer", "select_device"]
 
 log = logging.getLogger(__name__)
 LOSS_LOG_EVERY = 10
@@ -58,77 +63,12 @@ def select_device() -> str:
     return "CPU"
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """The learning rate by progress through the run: linear warm-up to `peak`, then cosine to zero.
-
-    Progress is max(step / steps, seconds / max_seconds), so a job that its time limit ends still
-    gets the whole decay (the low-rate end that tightens boxes) instead of stopping at the peak rate.
-    """
-
-    peak: float
-    steps: int
-    warmup_steps: int
-    max_seconds: float | None = None  # the run's whole time budget, earlier attempts included
-
-    def progress(self, step: int, seconds: float) -> float:
-        by_time = seconds / self.max_seconds if self.max_seconds else 0.0
-        return min(max(step / max(self.steps, 1), by_time), 1.0)
-
-    def __call__(self, step: int, seconds: float = 0.0) -> float:
-        p = self.progress(step, seconds)
-        warm = min(self.warmup_steps, self.steps // 5) / max(self.steps, 1)
-        if p < warm:
-            return self.peak * p / warm
-        return 0.5 * self.peak * (1 + math.cos(math.pi * (p - warm) / max(1 - warm, 1e-9)))
-
-
-@dataclass
-class EarlyStopping:
-    """Stop when validation mAP has not improved for `patience` evaluations (None: never)."""
-
-    patience: int | None
-    best: float = -1.0
-    without_gain: int = 0
-
-    def update(self, map50: float) -> bool:
-        """Record an evaluation; True when training should stop."""
-        if map50 > self.best:
-            self.best, self.without_gain = map50, 0
-        else:
-            self.without_gain += 1
-        return self.patience is not None and self.patience > 0 and self.without_gain >= self.patience
-
-
 @dataclass
 class TrainData:
     train: list[Sample]
     val: list[Sample]  # chooses the best checkpoint and is what the delivered model is judged on
     cache_dir: Path
     test: list[Sample] = field(default_factory=list)  # never trained on or used to choose; reported
-
-
-class StepTimer:
-    """Seconds per step as a moving average; the first step of a run (tracing) is left out."""
-
-    def __init__(self) -> None:
-        self.started = self.last = time.monotonic()
-        self.seconds_per_step: float | None = None
-        self.steps = 0
-
-    def tick(self) -> None:
-        now = time.monotonic()
-        if self.steps:
-            dt = now - self.last
-            self.seconds_per_step = (
-                dt if self.seconds_per_step is None else 0.9 * self.seconds_per_step + 0.1 * dt
-            )
-        self.steps += 1
-        self.last = now
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
 
 
 class Trainer:
@@ -163,7 +103,8 @@ class Trainer:
             out_of_time = cfg.max_seconds is not None and self.timer.elapsed >= cfg.max_seconds
             at_checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
             if at_checkpoint or stop_requested or out_of_time:
-                patience_ran_out = self._evaluate_and_checkpoint(losses)
+                with self.timer.part("evaluation and checkpoints"):
+                    patience_ran_out = self._evaluate_and_checkpoint(losses)
                 stop = self._should_stop(stop_requested, out_of_time, patience_ran_out)
                 if stop is not None:
                     reason = stop
@@ -177,6 +118,7 @@ class Trainer:
             best_checkpoint=self.checkpoints.best if self.checkpoints.best.exists() else None,
             metrics=self.metrics,
             images_per_second=self.timer.steps * cfg.batch_size / max(seconds, 1e-9),
+            time_split=dict(self.timer.split),
         )
         self.on_event(Finished(result))
         return result
@@ -203,10 +145,11 @@ class Trainer:
         # make tf.function trace the whole step twice (10-20 s more on two CPU cores).
         optimizer.build(self.detector.network.trainable_variables)
         self.optimizer = optimizer
-        self.step, best_map, self.seconds_before = self._restore()
+        self.average = WeightAverage(self.detector.network, cfg.ema_decay) if cfg.ema_decay else None
+        self.step, best_fitness, self.seconds_before = self._restore()
         budget = None if cfg.max_seconds is None else self.seconds_before + cfg.max_seconds
         self.schedule = Schedule(cfg.learning_rate, cfg.steps, cfg.warmup_steps, budget)
-        self.early = EarlyStopping(cfg.early_stopping_patience, best_map)
+        self.early = EarlyStopping(cfg.early_stopping_patience, best_fitness)
         self.latest = self.checkpoints.latest()
         self.metrics: dict[str, Any] = {}
         train_cache = ImageCache(self.data.train, cfg.input_size, self.data.cache_dir)
@@ -221,10 +164,13 @@ class Trainer:
     def _step(self) -> dict[str, float]:
         """One optimizer step; reports it, and logs the losses every LOSS_LOG_EVERY steps."""
         cfg = self.config
-        images, targets = next(self.batches)
+        with self.timer.part("waiting for data"):
+            images, targets = next(self.batches)
         rate = self.schedule(self.step, self.seconds_before + self.timer.elapsed)
         self.optimizer.learning_rate = rate
-        losses = {k: float(v) for k, v in self.train_step(images, targets).items()}
+        step = tf.constant(self.step + 1, tf.int64)
+        with self.timer.part("train step"):
+            losses = {k: float(v) for k, v in self.train_step(images, targets, step).items()}
         self.step += 1
         if not math.isfinite(losses["total"] + losses["l2"]):
             raise FloatingPointError(
@@ -254,18 +200,19 @@ class Trainer:
 
     def _evaluate_and_checkpoint(self, losses: dict[str, float]) -> bool:
         """Evaluate, save a checkpoint (and the best one), prune; True when patience ran out."""
-        if self.val_cache is None:
-            self.metrics = {"step": self.step, "train_loss": losses}
-        else:
-            self.metrics = self._evaluate(self.val_cache, losses)
-        map50 = float(self.metrics.get("map50", 0.0))
-        improved = map50 > self.early.best or self.val_cache is None
-        self.latest = self._save_checkpoint(max(self.early.best, map50))
+        with self._averaged():
+            if self.val_cache is None:
+                self.metrics = {"step": self.step, "train_loss": losses}
+            else:
+                self.metrics = self._evaluate(self.val_cache, losses)
+            save_samples(self.workdir, self.step, self.predict, self.val_cache, self.data.val, self.config)
+        fitness = evaluate.fitness(self.metrics)
+        improved = fitness > self.early.best or self.val_cache is None
+        self.latest = self._save_checkpoint(max(self.early.best, fitness))
         if improved:
             self.checkpoints.keep_best(self.latest)
-        patience_ran_out = self.val_cache is not None and self.early.update(map50)
+        patience_ran_out = self.val_cache is not None and self.early.update(fitness)
         self.checkpoints.prune()
-        save_samples(self.workdir, self.step, self.predict, self.val_cache, self.data.val, self.config)
         self.on_event(Checkpoint(self.step, self.metrics, str(self.latest)))
         return patience_ran_out
 
@@ -285,20 +232,36 @@ class Trainer:
     def _restore(self) -> tuple[int, float, float]:
         """Resume from the latest checkpoint, or start from `init_weights`.
 
-        Returns the start step, the best mAP so far and the training seconds already spent.
+        Returns the start step, the best fitness so far and the training seconds already spent.
         """
         network = self.detector.network
         resume = self.checkpoints.latest()
         if resume is not None:
-            network.load_weights(str(resume / WEIGHTS))
+            network.load_weights(str(resume / WEIGHTS))  # the average, when there is one
+            if self.average is not None:
+                self.average.reset()
+            if (resume / TRAINING_WEIGHTS).exists():
+                network.load_weights(str(resume / TRAINING_WEIGHTS))
             _restore_optimizer(self.optimizer, resume)
             state = json.loads((resume / STATE).read_text())
             log.info("resumed from %s at step %s", resume, state["step"])
-            return state["step"], state.get("best_map", -1.0), state.get("seconds", 0.0)
+            # "best_fitness" since the fitness replaced mAP@0.5; older checkpoints choose afresh
+            return state["step"], state.get("best_fitness", -1.0), state.get("seconds", 0.0)
         if self.init_weights is not None:
             network.load_weights(str(self.init_weights))
             log.info("continuing from model weights %s", self.init_weights)
+        if self.average is not None:
+            self.average.reset()
         return 0, -1.0, 0.0
+
+    @contextmanager
+    def _averaged(self) -> Iterator[None]:
+        """The averaged weights in the network (when averaging is on) for the duration of the block."""
+        if self.average is None:
+            yield
+            return
+        with self.average.swapped():
+            yield
 
     def _batches(self, cache: ImageCache) -> Iterator[Any]:
         cfg = self.config
@@ -307,20 +270,23 @@ class Trainer:
         )
         return iter(dataset)
 
-    def _make_train_step(self) -> Callable[[Any, Any], dict[str, tf.Tensor]]:
+    def _make_train_step(self) -> Callable[[Any, Any, Any], dict[str, tf.Tensor]]:
         network, optimizer, anchors = self.detector.network, self.optimizer, self.anchors
+        average, loss_options = self.average, self.config.loss_options()
 
         @tf.function(reduce_retracing=True)
-        def train_step(images, targets):
+        def train_step(images, targets, step):
             box_t, cls_t, weights = targets
             with tf.GradientTape() as tape:
                 box_p, logits = network(images, training=True)
-                losses = detection_loss(box_p, logits, box_t, cls_t, weights, anchors)
+                losses = detection_loss(box_p, logits, box_t, cls_t, weights, anchors, **loss_options)
                 # Weight decay is optimized but kept out of "total", which is what validation measures.
                 l2 = tf.add_n(network.losses) if network.losses else tf.constant(0.0)
                 objective = losses["total"] + l2
             grads = tape.gradient(objective, network.trainable_variables)
             optimizer.apply_gradients(zip(grads, network.trainable_variables, strict=True))
+            if average is not None:
+                average.update(step)
             return {**losses, "l2": l2}
 
         return train_step
@@ -341,15 +307,19 @@ class Trainer:
             tf.summary.scalar("train_loss", train_losses["total"], step=self.step)
         return metrics
 
-    def _save_checkpoint(self, best_map: float) -> Path:
+    def _save_checkpoint(self, best_fitness: float) -> Path:
         """Write a checkpoint folder atomically (staging folder, then rename) and point `latest` at it."""
         tmp = self.checkpoints.staging(self.step)
-        self.detector.network.save_weights(str(tmp / WEIGHTS))
+        network = self.detector.network
+        if self.average is not None:
+            network.save_weights(str(tmp / TRAINING_WEIGHTS))
+        with self._averaged():
+            network.save_weights(str(tmp / WEIGHTS))
         np.savez(tmp / OPTIMIZER, *[v.numpy() for v in _optimizer_state(self.optimizer)])
         self.detector.config.save(tmp / CONFIG)
         state = {
             "step": self.step,
-            "best_map": best_map,
+            "best_fitness": best_fitness,
             "metrics": self.metrics,
             "seconds": self.seconds_before + self.timer.elapsed,  # the schedule's clock on resume
         }

@@ -1,10 +1,10 @@
-"""Early stopping counts evaluations without a gain in validation mAP."""
+"""Early stopping counts evaluations without a gain in validation fitness."""
 
 from __future__ import annotations
 
 import pytest
 
-from trainer.train import EarlyStopping
+from trainer.pacing import EarlyStopping
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.train import Schedule
+from trainer.pacing import Schedule
 
 
 def test_warm_up_then_cosine_to_zero_by_steps() -> None:
