@@ -2,7 +2,7 @@
 
     python -m bench.bot [--rounds 5] [--concurrent 50] [--pages N] [--compare DIR] [--same-process]
 
-The bot (discord.py, real) talks to the fake Discord from the test suite on 127.0.0.1 (the only
+The bot (discord.py, real) talks to the tests' fake Discord (testkit/) on 127.0.0.1 (the only
 Discord this machine can reach). A `fieldlens worker` process trains a job meanwhile. Each round
 dispatches `--concurrent` slash commands at once (a mix of budget, dataset, train and model
 commands; one warm-up round is not counted) and measures, per command, the time from the
@@ -11,8 +11,8 @@ endpoint. Prints median and p99, idle and while training (the p99 is about the s
 command; "typical burst", the median over the bursts of each one's slowest response, is what one
 burst disturbed by another process does not move), and where the time went:
 
-- per command, six stages (STAGES below), timed by the fake and by a probe in the bot's process
-  (`time.perf_counter` is CLOCK_MONOTONIC, one clock for every process);
+- per command, six stages (STAGES in bench/bot_report.py), timed by the fake and by a probe in the
+  bot's process (`time.perf_counter` is CLOCK_MONOTONIC, one clock for every process);
 - per burst, what the two cores did: CPU time of the bot, of the fake Discord (this process), of the
   training processes, of the page viewers and of everything else on the machine (the last three
   from /proc, in 10 ms ticks, so approximate), and the bot's garbage-collector pauses.
@@ -38,7 +38,6 @@ import asyncio
 import itertools
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,9 +47,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.bot_probe import LocalProbe, RemoteProbe, start_separate
+from bench.bot_report import Phase, report
 from bench.page_viewers import Viewers
 
-# Only the standard library at the top, here and in the two modules above: a bot's process may import
+# Only the standard library at the top, here and in the three modules above: a bot's process may import
 # FieldLens from `--compare`'s DIR.
 
 COMMANDS = [
@@ -62,14 +62,6 @@ COMMANDS = [
     ("model list", {}),
 ]
 TINY = {"input_size": 160, "alpha": 0.35, "weights": "none", "augment": False}
-STAGES = (
-    "fake sends event",  # the fake Discord writes the gateway frame (Discord's side)
-    "waits for bot loop",  # the frame waits until the bot's event loop reads it
-    "discord.py parses",  # discord.py turns it into a call of the command's handler
-    "FieldLens handler",  # the handler, up to its response
-    "discord.py sends",  # discord.py and aiohttp write the response's HTTP request
-    "fake reads reply",  # the fake Discord reads it (Discord's side)
-)
 TICK = 1 / os.sysconf("SC_CLK_TCK")
 
 
@@ -105,20 +97,6 @@ def _machine_cpu() -> float:
     with open("/proc/stat") as f:
         ticks = [int(v) for v in f.readline().split()[1:]]
     return (sum(ticks) - ticks[3] - ticks[4]) * TICK
-
-
-@dataclass
-class Phase:
-    """Everything measured over the bursts of one condition."""
-
-    label: str
-    latencies: list[float] = field(default_factory=list)
-    stages: list[tuple[float, ...]] = field(default_factory=list)  # each of STAGES, then the total
-    walls: list[float] = field(default_factory=list)
-    cpu: dict[str, float] = field(default_factory=dict)
-    gc_pauses: list[float] = field(default_factory=list)
-    steps: list[int] = field(default_factory=list)
-    bursts: list[tuple[list[float], float]] = field(default_factory=list)  # latencies, others' CPU
 
 
 @dataclass
@@ -198,68 +176,6 @@ def measure(rig: Rig, phase: Phase, n: int, worker: int | None, viewers: list[in
             phase.stages.append((*(b - a for a, b in itertools.pairwise(marks)), total))
 
 
-# -- the report ---------------------------------------------------------------------------------
-
-
-def _p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-
-
-def report(phases: list[Phase], cores: int) -> None:
-    width = max(len(p.label) for p in phases) + 2
-    print(f"{'':<{width}}{'median':>9}{'p99':>9}{'max':>9}{'typical burst':>15}   n")
-    for p in phases:
-        ms = [s * 1000 for s in p.latencies]
-        typical = statistics.median(max(latencies) for latencies, _ in p.bursts) * 1000
-        print(
-            f"{p.label:<{width}}{statistics.median(ms):9.1f}{_p99(ms):9.1f}{max(ms):9.1f}{typical:15.1f}"
-            f"   {len(ms)}" + (f"   (job at step {p.steps[0]}-{p.steps[-1]})" if p.steps else "")
-        )
-    print(
-        "(typical burst: the median over the bursts of each one's slowest response; the p99 is about the "
-        "slowest burst's)"
-    )
-    print("\nWhere a command's time goes, ms (median over all commands / mean over the slowest 5%):")
-    print(f"{'':<{width}}" + "".join(f"{s:>20}" for s in STAGES))
-    for p in phases:
-        if not p.stages:
-            continue
-        slow = sorted(p.stages, key=lambda s: s[-1])[-max(1, len(p.stages) // 20) :]
-        cells = [
-            f"{statistics.median(s[k] for s in p.stages) * 1000:.1f} / "
-            f"{statistics.mean(s[k] for s in slow) * 1000:.1f}"
-            for k in range(len(STAGES))
-        ]
-        print(f"{p.label:<{width}}" + "".join(f"{c:>20}" for c in cells))
-    print(
-        f"\nWhat the {cores} cores did during a burst, ms per burst (first dispatch to last response; "
-        "processes other than\nthe bot and this one from /proc in 10 ms ticks, so approximate):"
-    )
-    columns = ["bot", "fake Discord", "training", "page viewers", "others"]
-    header = "".join(f"{c:>14}" for c in columns)
-    print(f"{'':<{width}}{'burst':>8}{'capacity':>10}{header}   bot's GC pauses per burst")
-    for p in phases:
-        bursts = len(p.walls)
-        cpu = dict(p.cpu)
-        ours = sum(cpu.get(c, 0.0) for c in columns[:4])
-        cpu["others"] = max(cpu.get("machine", 0.0) - ours, 0.0)
-        cells = "".join(
-            f"{cpu[c] / bursts * 1000:14.1f}" if c in cpu else f"{'(in fake)':>14}" for c in columns
-        )
-        wall = statistics.mean(p.walls) * 1000
-        pauses = p.gc_pauses
-        gc_text = (
-            f"{len(pauses) / bursts:.0f}, {sum(pauses) / bursts * 1000:.1f} ms "
-            f"(longest {max(pauses, default=0) * 1000:.1f} ms)"
-        )
-        print(f"{p.label:<{width}}{wall:8.1f}{wall * cores:10.1f}{cells}   {gc_text}")
-    print("\nEach burst's slowest response, ms (and the CPU other processes took during it, ms):")
-    for p in phases:
-        each = " ".join(f"{max(ms) * 1000:.0f} ({others * 1000:.0f})" for ms, others in p.bursts)
-        print(f"{p.label:<{width}}{each}")
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -307,7 +223,7 @@ def start_rigs(args: argparse.Namespace, home: Path) -> list[Rig]:
     """This checkout's bot (and with --compare the other's), each with its own fake Discord and web
     port, serving the same two teams from the same database."""
     from storage.settings import Settings
-    from tests.bot.world import World
+    from testkit.world import World
 
     checkouts = [("", "")]
     if args.compare:

@@ -3,7 +3,7 @@
     python -m bench.screenshots [--out docs/screenshots] [--steps 300]
 
 Trains a tiny job on a synthetic dataset with a real worker, serves the pages on 127.0.0.1 and
-photographs them in Debian's headless Chromium (tests/browser.py). The PNGs are reduced to 256
+photographs them in Debian's headless Chromium (testkit/browser.py). The PNGs are reduced to 256
 colours (and scaled down if need be) so that each stays under 200 KB.
 """
 
@@ -20,9 +20,9 @@ from PIL import Image
 from storage.services import open_services
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
-from tests import browser
-from tests.bot.page_server import PageServer
-from tests.conftest import TINY_JOB
+from testkit import browser
+from testkit.page_server import PageServer
+from testkit.tiny import TINY_JOB
 
 WIDTHS = {"phone": 390, "laptop": 1280}
 MAX_BYTES = 200_000

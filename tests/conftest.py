@@ -13,6 +13,7 @@ from storage.model_folder import Manifest
 from storage.services import Services, open_services
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
+from testkit.tiny import TINY
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -91,33 +92,6 @@ class TrainedModel:
     data: object
     result: object
     services: Services
-
-
-TINY = dict(
-    input_size=128,
-    alpha=0.35,
-    batch_size=16,
-    learning_rate=0.003,
-    warmup_steps=20,
-    weights="none",
-    augment=False,
-    checkpoint_every=100,
-    deterministic=True,  # the same model every run on a machine: accuracy tests do not flake
-)
-
-
-# The same tiny model as a job's training settings (what `job start` options or FIELDLENS_JOB_DEFAULTS
-# would give); checkpoints every 20 steps so that job tests stay short.
-TINY_JOB = {
-    "input_size": TINY["input_size"],
-    "alpha": TINY["alpha"],
-    "weights": "none",
-    "learning_rate": TINY["learning_rate"],
-    "warmup_steps": 5,
-    "augment": False,
-    "checkpoint_every": 20,
-    "deterministic": True,
-}
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Bot fixtures: the real bot logged in to the fake Discord (tests/bot/world.py), once per module."""
+"""Bot fixtures: the real bot logged in to the fake Discord (testkit/world.py), once per module."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from storage.settings import Settings
-from tests.bot.world import World
-from tests.conftest import TINY_JOB
+from testkit.tiny import TINY_JOB
+from testkit.world import World
 
-__all__ = ["OPERATOR", "TINY_BOT_JOB", "World"]
+__all__ = ["OPERATOR", "TINY_BOT_JOB"]
 
 OPERATOR = 999
 TINY_BOT_JOB = {**TINY_JOB, "batch_size": 16}  # FIELDLENS_JOB_DEFAULTS of the test bot

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from storage.voc.synth import make_voc_zip
+from testkit.fake_discord import MEMBER
+from testkit.world import World
 from tests.bot.conftest import OPERATOR
-from tests.bot.fake_discord import MEMBER
-from tests.bot.world import World
 from tests.model_folders import write_model_folder
 from tests.vocdata import make_zip
 

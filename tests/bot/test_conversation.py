@@ -14,8 +14,9 @@ import pytest
 from storage.domain import JobState
 from storage.plan import suggested_steps
 from storage.voc.synth import make_voc_zip
-from tests.bot.conftest import OPERATOR, TINY_BOT_JOB, World
-from tests.bot.fake_discord import MEMBER
+from testkit.fake_discord import MEMBER
+from testkit.world import World
+from tests.bot.conftest import OPERATOR, TINY_BOT_JOB
 from tests.bot.test_commands import INTEGER, STRING, buttons_of
 
 STUDENT = 111  # the fake's default user

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from testkit.world import World
 from tests import exports
-from tests.bot.conftest import World
 from tests.bot.test_commands import upload
 
 PS = exports.photos(train=6, valid=3, test=2)

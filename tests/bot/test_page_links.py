@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 from storage.voc.synth import make_voc_zip
-from tests.bot.world import World
+from testkit.world import World
 from tests.model_folders import write_model_folder
 
 INTEGER, STRING = 4, 3

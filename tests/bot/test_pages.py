@@ -22,7 +22,7 @@ from storage.job_folder import JobFolder
 from storage.model_folder import ModelFolder
 from storage.services import Services
 from storage.voc.synth import make_voc_zip
-from tests.bot.page_server import PageServer
+from testkit.page_server import PageServer
 from tests.model_folders import write_model_folder
 
 A, B = "team-a", "team-b"

@@ -22,9 +22,9 @@ from storage.domain import JobState
 from storage.services import Services, open_services
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
-from tests import browser
-from tests.bot.page_server import PageServer
-from tests.conftest import TINY_JOB
+from testkit import browser
+from testkit.page_server import PageServer
+from testkit.tiny import TINY_JOB
 
 pytestmark = [
     pytest.mark.slow,

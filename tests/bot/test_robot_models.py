@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from edge.pull import PullError, pull, rollback
 from storage.voc.synth import make_voc_zip
-from tests.bot.fake_discord import MEMBER
-from tests.bot.world import World
+from testkit.fake_discord import MEMBER
+from testkit.world import World
 from tests.model_folders import write_model_folder
 
 STRING, INTEGER, ATTACHMENT = 3, 4, 11

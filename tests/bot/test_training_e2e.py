@@ -13,8 +13,8 @@ import pytest
 
 from storage.domain import JobState
 from storage.voc.synth import make_voc_zip
+from testkit.world import World
 from tests.bot.test_commands import INTEGER, STRING, buttons_of, upload
-from tests.bot.world import World
 
 pytestmark = pytest.mark.slow
 

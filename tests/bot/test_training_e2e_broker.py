@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from storage.settings import Settings
+from testkit.world import World
 from tests.bot.conftest import OPERATOR, TINY_BOT_JOB
 from tests.bot.test_training_e2e import test_train_from_discord_end_to_end
-from tests.bot.world import World
 from tests.cluster.servers import Process, redis_server, s3_server
 
 __all__ = ["test_train_from_discord_end_to_end"]  # the same test, with the fixtures below

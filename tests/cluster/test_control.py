@@ -15,8 +15,8 @@ from cluster.dispatch import Dispatcher
 from storage.domain import JobState
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
+from testkit.tiny import TINY_JOB
 from tests.cluster.servers import redis_server
-from tests.conftest import TINY_JOB
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from storage.model_folder import ModelFolder
 from storage.services import Services, open_services
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
+from testkit.tiny import TINY_JOB
 from tests.cluster.servers import Process, redis_server
-from tests.conftest import TINY_JOB
 from tests.trainer.test_worker import balanced, states, wait_for
 
 pytestmark = pytest.mark.slow

@@ -47,7 +47,8 @@ def test_fast_nms_suppresses_across_classes_like_the_op() -> None:
 
 
 def test_regular_nms_suppresses_within_a_class_only() -> None:
-    assert detections(PostProcess(score_threshold=0.5, use_regular_nms=True)) == [(0, 0.7), (0, 0.9), (1, 0.8)]
+    regular = PostProcess(score_threshold=0.5, use_regular_nms=True)
+    assert detections(regular) == [(0, 0.7), (0, 0.9), (1, 0.8)]
 
 
 def test_max_detections_caps_the_answer() -> None:

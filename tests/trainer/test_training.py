@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from storage.checkpoints import Checkpoints
+from storage.checkpoints import TRAINING_WEIGHTS, WEIGHTS, Checkpoints
 from trainer import evaluate
 from trainer.data import ImageCache
 from trainer.events import Step
@@ -59,6 +59,8 @@ def test_stop_then_resume_then_max_time(trained_model, tmp_path) -> None:
     assert first.steps_completed == 4
     assert Checkpoints(tmp_path / "w").latest() == first.checkpoint
     assert json.loads((first.checkpoint / "state.json").read_text())["step"] == 4
+    # the average (evaluated, delivered) and the raw weights training resumes from, side by side
+    assert (first.checkpoint / WEIGHTS).exists() and (first.checkpoint / TRAINING_WEIGHTS).exists()
 
     events = []
     trainer = Trainer(

@@ -23,7 +23,7 @@ from storage.domain import Job, JobState
 from storage.services import Services, open_services
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
-from tests.conftest import TINY_JOB
+from testkit.tiny import TINY_JOB
 
 pytestmark = pytest.mark.slow
 

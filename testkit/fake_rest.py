@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from tests.bot.fake_payloads import APP_ID, BOT_USER, JSON_HEADERS, Interaction, user
+from testkit.fake_payloads import APP_ID, BOT_USER, JSON_HEADERS, Interaction, user
 
 
 class RestRoutes:
@@ -93,10 +93,11 @@ class RestRoutes:
             files = []
             reader = await request.multipart()
             async for part in reader:
+                assert isinstance(part, BodyPartReader), "discord.py sends flat form-data, no nested parts"
                 if part.name == "payload_json":
                     body = json.loads(await part.text())
                 else:
-                    files.append({"filename": part.filename, "data": await part.read()})  # type: ignore[union-attr]
+                    files.append({"filename": part.filename, "data": await part.read()})
             return body, files
         if request.can_read_body:
             return await request.json(), []
@@ -181,8 +182,9 @@ class RestRoutes:
                 "PUT",
                 ["applications", _, "guilds", _, "commands"],
             ):
-                commands = [
-                    {**c, "id": self.snowflake(), "application_id": APP_ID, "version": "1"} for c in body
+                commands = [  # this route's body is a JSON array: the commands to register
+                    {**c, "id": self.snowflake(), "application_id": APP_ID, "version": "1"}
+                    for c in cast(list[dict[str, Any]], body)
                 ]
                 return self._json(commands)
             case ("POST", ["interactions", iid, token, "callback"]):

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.bot.fake_payloads import (
+from testkit.fake_payloads import (
     ADMIN,
     APP_ID,
     EPOCH,
@@ -32,7 +32,7 @@ from tests.bot.fake_payloads import (
     ready_payload,
     user,
 )
-from tests.bot.fake_rest import RestRoutes
+from testkit.fake_rest import RestRoutes
 
 __all__ = ["ADMIN", "MEMBER", "FakeDiscord", "Guild", "Interaction"]
 

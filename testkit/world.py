@@ -1,6 +1,6 @@
 """The real FieldLens bot (discord.py) logged in to the fake Discord, both in one background event loop.
 
-Used by the bot tests (through the `world` fixture in conftest.py) and by bench/bot.py.
+Used by the bot tests (through the `world` fixture in tests/bot/conftest.py) and by bench/bot.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import discord
 import yarl
 
 from storage.settings import Settings
-from tests.bot.fake_discord import FakeDiscord, Guild
+from testkit.fake_discord import FakeDiscord, Guild
 
 T = TypeVar("T")
 

@@ -1,5 +1,6 @@
 """The bot's web server (pages included) on 127.0.0.1, on a thread of its own with its own storage
-(SQLite connections belong to one thread), for page tests with plain requests and a real browser."""
+(SQLite connections belong to one thread), for page tests with plain requests and a real browser,
+and for bench/screenshots.py."""
 
 from __future__ import annotations
 

@@ -1,0 +1,29 @@
+"""The tiny model the tests and benchmarks train: small enough to train in seconds on two cores."""
+
+from __future__ import annotations
+
+# TrainConfig's settings for the tiny model (tests' `trained_model` fixture).
+TINY = dict(
+    input_size=128,
+    alpha=0.35,
+    batch_size=16,
+    learning_rate=0.003,
+    warmup_steps=20,
+    weights="none",
+    augment=False,
+    checkpoint_every=100,
+    deterministic=True,  # the same model every run on a machine: accuracy tests do not flake
+)
+
+# The same tiny model as a job's training settings (what `job start` options or FIELDLENS_JOB_DEFAULTS
+# would give); checkpoints every 20 steps so that job tests stay short.
+TINY_JOB = {
+    "input_size": TINY["input_size"],
+    "alpha": TINY["alpha"],
+    "weights": "none",
+    "learning_rate": TINY["learning_rate"],
+    "warmup_steps": 5,
+    "augment": False,
+    "checkpoint_every": 20,
+    "deterministic": True,
+}
