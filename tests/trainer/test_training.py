@@ -45,7 +45,7 @@ def test_metrics_are_written_every_checkpoint(trained_model) -> None:
 def test_stop_then_resume_then_max_time(trained_model, tmp_path) -> None:
     """A stop request saves a checkpoint; a new run resumes from it (weights, optimizer, schedule
     position) and a time budget stops it at the next step."""
-    cfg = trained_model.config.with_(steps=50)
+    cfg = trained_model.config.with_(steps=50, ema_decay=0.98)
     calls = []
 
     def stop() -> bool:
