@@ -22,7 +22,6 @@ import tensorflow as tf
 
 class WeightAverage:
     def __init__(self, network: keras.Model, decay: float, ramp_steps: float = 25.0) -> None:
-        self.network = network
         self.decay = decay
         self.ramp_steps = ramp_steps
         self.weights = list(network.weights)
@@ -39,10 +38,6 @@ class WeightAverage:
         """Start the average at the current weights (after loading a checkpoint)."""
         for avg, w in zip(self.average, self.weights, strict=True):
             avg.assign(w.value)
-
-    def load(self, values: list) -> None:
-        for avg, value in zip(self.average, values, strict=True):
-            avg.assign(value)
 
     @contextmanager
     def swapped(self) -> Iterator[None]:

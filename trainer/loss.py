@@ -60,11 +60,17 @@ def iou_of(pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     return _overlap(pred, target)[0]
 
 
+def _hull(pred: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Height and width of the smallest box enclosing both corner boxes [..., 4] (elementwise)."""
+    hull_h = tf.maximum(pred[..., 2], target[..., 2]) - tf.minimum(pred[..., 0], target[..., 0])
+    hull_w = tf.maximum(pred[..., 3], target[..., 3]) - tf.minimum(pred[..., 1], target[..., 1])
+    return hull_h, hull_w
+
+
 def giou_loss(pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """1 - generalised IoU of corner boxes [..., 4] (elementwise)."""
     iou, union = _overlap(pred, target)
-    hull_h = tf.maximum(pred[..., 2], target[..., 2]) - tf.minimum(pred[..., 0], target[..., 0])
-    hull_w = tf.maximum(pred[..., 3], target[..., 3]) - tf.minimum(pred[..., 1], target[..., 1])
+    hull_h, hull_w = _hull(pred, target)
     hull = tf.maximum(hull_h * hull_w, 1e-8)
     return 1.0 - (iou - (hull - union) / hull)
 
@@ -72,8 +78,7 @@ def giou_loss(pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
 def ciou_loss(pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """1 - complete IoU of corner boxes [..., 4] (elementwise)."""
     iou, _ = _overlap(pred, target)
-    hull_h = tf.maximum(pred[..., 2], target[..., 2]) - tf.minimum(pred[..., 0], target[..., 0])
-    hull_w = tf.maximum(pred[..., 3], target[..., 3]) - tf.minimum(pred[..., 1], target[..., 1])
+    hull_h, hull_w = _hull(pred, target)
     diagonal = hull_h * hull_h + hull_w * hull_w + 1e-8
     dy = (pred[..., 0] + pred[..., 2] - target[..., 0] - target[..., 2]) / 2
     dx = (pred[..., 1] + pred[..., 3] - target[..., 1] - target[..., 3]) / 2

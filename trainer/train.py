@@ -22,7 +22,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,14 +254,9 @@ class Trainer:
             self.average.reset()
         return 0, -1.0, 0.0
 
-    @contextmanager
-    def _averaged(self) -> Iterator[None]:
+    def _averaged(self) -> AbstractContextManager[None]:
         """The averaged weights in the network (when averaging is on) for the duration of the block."""
-        if self.average is None:
-            yield
-            return
-        with self.average.swapped():
-            yield
+        return self.average.swapped() if self.average is not None else nullcontext()
 
     def _batches(self, cache: ImageCache) -> Iterator[Any]:
         cfg = self.config
