@@ -1,5 +1,14 @@
 """Box encoding in the convention of the TFLite detection post-process op, and anchor matching.
 
+Two ways to choose an anchor's object (`TrainConfig.assigner`):
+- "iou": SSD's rule. IoU >= 0.5 is positive, < 0.4 negative, between ignored; every object also takes
+  its best anchor.
+- "atss": adaptive training sample selection (Zhang et al., 2020, "Bridging the Gap Between
+  Anchor-based and Anchor-free Detection"). Each object's candidates are the k anchors of each level
+  whose centres are nearest its centre; those whose IoU is at least the candidates' mean + standard
+  deviation, and whose centre lies inside the object, are positive; all other anchors are negative.
+  Thin or oddly shaped objects (a gate's post) get several positives where the IoU rule gives one.
+
 Boxes are (ymin, xmin, ymax, xmax) normalised to [0, 1]; anchors are (ycenter, xcenter, h, w).
 Encodings are (ty, tx, th, tw) = (dy / ha * 10, dx / wa * 10, log(h / ha) * 5, log(w / wa) * 5),
 the op's default y_scale = x_scale = 10 and h_scale = w_scale = 5.
@@ -12,6 +21,7 @@ import tensorflow as tf
 SCALES = (10.0, 10.0, 5.0, 5.0)  # y, x, h, w
 POSITIVE_IOU = 0.5
 NEGATIVE_IOU = 0.4
+ATSS_TOP_K = 9  # candidates per level
 
 
 def corners_to_center(boxes: tf.Tensor) -> tf.Tensor:
@@ -97,5 +107,55 @@ def match(
         boxes = tf.where(positive[:, None], boxes, 0.0)
         weights = tf.cast(positive | negative, tf.float32)
         return boxes, classes, weights
+
+    return tf.cond(tf.shape(gt_boxes)[0] > 0, with_objects, no_objects)
+
+
+def match_atss(
+    gt_boxes: tf.Tensor,
+    gt_classes: tf.Tensor,
+    anchors: tf.Tensor,
+    level_sizes: tuple[int, ...],
+    top_k: int = ATSS_TOP_K,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """As `match`, with ATSS's choice of positives (see the module docstring). `level_sizes` are the
+    numbers of anchors of each level, in the anchors' order. Weights are all 1: no anchor is ignored."""
+    n = tf.shape(anchors)[0]
+
+    def no_objects() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return tf.zeros([n, 4]), tf.zeros([n], tf.int32), tf.ones([n])
+
+    def with_objects() -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        m = tf.shape(gt_boxes)[0]
+        overlaps = iou(gt_boxes, center_to_corners(anchors))  # [M, N]
+        centers = corners_to_center(gt_boxes)[:, :2]  # [M, 2]
+        distance = tf.reduce_sum(tf.square(centers[:, None, :] - anchors[None, :, :2]), axis=-1)  # [M, N]
+        candidates, start = [], 0
+        for size in level_sizes:  # the k nearest anchors of each level
+            _, nearest = tf.math.top_k(-distance[:, start : start + size], k=min(top_k, size))
+            candidates.append(nearest + start)
+            start += size
+        candidate = tf.concat(candidates, axis=1)  # [M, K], distinct within a row
+        candidate_iou = tf.gather(overlaps, candidate, batch_dims=1)  # [M, K]
+        threshold = tf.reduce_mean(candidate_iou, axis=1) + tf.math.reduce_std(candidate_iou, axis=1)
+        cy, cx = tf.unstack(tf.gather(anchors[:, :2], candidate), axis=-1)  # [M, K]
+        ymin, xmin, ymax, xmax = (t[:, None] for t in tf.unstack(gt_boxes, axis=-1))
+        inside = (cy > ymin) & (cy < ymax) & (cx > xmin) & (cx < xmax)
+        chosen = (candidate_iou >= threshold[:, None]) & inside
+        # IoU where an anchor is a positive of an object, -1 elsewhere; an anchor chosen by two
+        # objects goes to the one it overlaps more. Every object keeps its best anchor.
+        rows = tf.broadcast_to(tf.range(m)[:, None], tf.shape(candidate))
+        score = tf.tensor_scatter_nd_update(
+            tf.fill([m, n], -1.0), tf.stack([rows, candidate], axis=-1), tf.where(chosen, candidate_iou, -1.0)
+        )
+        best_anchor = tf.argmax(overlaps, axis=1, output_type=tf.int32)  # [M]
+        score = tf.tensor_scatter_nd_update(
+            score, tf.stack([tf.range(m), best_anchor], axis=-1), tf.fill([m], 2.0)
+        )
+        best_gt = tf.argmax(score, axis=0, output_type=tf.int32)  # [N]
+        positive = tf.reduce_max(score, axis=0) >= 0.0
+        classes = tf.where(positive, tf.gather(gt_classes, best_gt), 0)
+        boxes = tf.where(positive[:, None], encode(tf.gather(gt_boxes, best_gt), anchors), 0.0)
+        return boxes, classes, tf.ones([n])
 
     return tf.cond(tf.shape(gt_boxes)[0] > 0, with_objects, no_objects)

@@ -44,6 +44,8 @@ class TrainConfig:
     iou_loss: str = "giou"
     iou_weight: float = 1.0
     huber_weight: float = 1.0
+    # Which anchors learn which object (trainer/box_coder.py): "iou" (SSD's thresholds) or "atss".
+    assigner: str = "iou"
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -52,6 +54,8 @@ class TrainConfig:
             raise ValueError("steps and batch_size must be positive")
         if self.class_loss not in ("focal", "quality") or self.iou_loss not in ("giou", "ciou"):
             raise ValueError("class_loss is 'focal' or 'quality'; iou_loss is 'giou' or 'ciou'")
+        if self.assigner not in ("iou", "atss"):
+            raise ValueError("assigner is 'iou' or 'atss'")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay is in [0, 1): 0 turns the weight average off")
 

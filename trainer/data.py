@@ -21,8 +21,6 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageFile
 
-from trainer import box_coder
-
 log = logging.getLogger(__name__)
 ImageFile.LOAD_TRUNCATED_IMAGES = True
 
@@ -151,16 +149,15 @@ def augment(image: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, size: int):
 def train_dataset(
     cache: ImageCache,
     samples: Sequence[Sample],
-    anchors: np.ndarray,
+    match: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor]],
     batch_size: int,
     seed: int,
     augment_images: bool,
 ) -> tf.data.Dataset:
     """Endless shuffled batches of (images [B,S,S,3] float32, (box targets [B,N,4], class targets [B,N],
-    weights [B,N]))."""
+    weights [B,N])). `match` turns one image's boxes and classes into its targets (Detector.match)."""
     size = int(cache.images.shape[1])
     boxes, classes, counts = _pad_targets(samples)
-    anchors_t = tf.constant(anchors)
     images = cache.images
 
     def load(i):
@@ -172,7 +169,7 @@ def train_dataset(
     def prepare(image, b, c):
         if augment_images:
             image, b, c = augment(image, b, c, size)
-        return image, box_coder.match(b, c, anchors_t)
+        return image, match(b, c)
 
     ds = tf.data.Dataset.range(len(samples)).repeat().shuffle(min(len(samples), 2048), seed=seed)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)

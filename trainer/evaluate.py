@@ -55,9 +55,7 @@ def validation_loss(detector: Detector, cache, samples: Sequence, anchors: tf.Te
         idx = range(start, min(start + 16, len(cache)))
         images = tf.constant(np.asarray(cache.images[start : start + 16]), tf.float32)
         matched = [
-            box_coder.match(
-                tf.constant(samples[i].boxes.reshape(-1, 4)), tf.constant(samples[i].classes), anchors
-            )
+            detector.match(tf.constant(samples[i].boxes.reshape(-1, 4)), tf.constant(samples[i].classes))
             for i in idx
         ]
         box_t, cls_t, w = (tf.stack(x) for x in zip(*matched, strict=True))

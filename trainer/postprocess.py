@@ -63,7 +63,7 @@ def make_predict_fn(detector: Detector, post: PostProcess = DEFAULT):
     network = detector.network
     k = post.max_detections
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def predict(images: tf.Tensor):
         box_enc, logits = network(tf.cast(images, tf.float32), training=False)
         boxes = box_coder.decode(box_enc, anchors)

@@ -261,7 +261,7 @@ class Trainer:
     def _batches(self, cache: ImageCache) -> Iterator[Any]:
         cfg = self.config
         dataset = train_dataset(
-            cache, self.data.train, self.detector.anchors, cfg.batch_size, cfg.seed + self.step, cfg.augment
+            cache, self.data.train, self.detector.match, cfg.batch_size, cfg.seed + self.step, cfg.augment
         )
         return iter(dataset)
 
@@ -269,7 +269,7 @@ class Trainer:
         network, optimizer, anchors = self.detector.network, self.optimizer, self.anchors
         average, loss_options = self.average, self.config.loss_options()
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def train_step(images, targets, step):
             box_t, cls_t, weights = targets
             with tf.GradientTape() as tape:

@@ -32,7 +32,9 @@ class Fixed(keras.layers.Layer):
 def detector() -> Detector:
     images = keras.Input((8, 8, 3))
     boxes, logits = Fixed()(images)
-    return Detector(keras.Model(images, [boxes, logits]), ANCHORS, TrainConfig(labels=("a", "b")))
+    return Detector(
+        keras.Model(images, [boxes, logits]), ANCHORS, TrainConfig(labels=("a", "b")), (len(ANCHORS),)
+    )
 
 
 def detections(post: PostProcess) -> list[tuple[int, float]]:

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from trainer import box_coder
 from trainer.config import TrainConfig
 
 
@@ -14,9 +16,18 @@ from trainer.config import TrainConfig
 class Detector:
     """`network` maps float32 images [B, H, W, 3] with values 0..255 (RGB) to
     (box encodings [B, N, 4] as (ty, tx, th, tw), class logits [B, N, C], sigmoid, no background).
-    `anchors` is [N, 4] (ycenter, xcenter, h, w), normalised.
+    `anchors` is [N, 4] (ycenter, xcenter, h, w), normalised; `level_sizes` how many of them belong
+    to each feature map, in order.
     """
 
     network: keras.Model
     anchors: np.ndarray
     config: TrainConfig
+    level_sizes: tuple[int, ...]
+
+    def match(self, gt_boxes: tf.Tensor, gt_classes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """One image's training targets, by the config's assigner (trainer/box_coder.py)."""
+        anchors = tf.constant(self.anchors)
+        if self.config.assigner == "atss":
+            return box_coder.match_atss(gt_boxes, gt_classes, anchors, self.level_sizes)
+        return box_coder.match(gt_boxes, gt_classes, anchors)

@@ -96,4 +96,4 @@ def build_fpnlite(config: TrainConfig) -> Detector:
     network = keras.Model(images, [boxes, logits], name=config.model)
     set_bn_momentum(network, config.bn_momentum)
     grids = [int(p.shape[1]) for p in pyramid]
-    return Detector(network, fpn_anchors(grids), config)
+    return Detector(network, fpn_anchors(grids), config, tuple(g * g * per_cell for g in grids))

@@ -91,4 +91,5 @@ def build_ssd_mobilenet_v2(config: TrainConfig) -> Detector:
     network = keras.Model(images, [boxes, logits], name=config.model)
     set_bn_momentum(network, config.bn_momentum)
     grids = [int(m.shape[1]) for m in maps]
-    return Detector(network, ssd_anchors(grids), config)
+    sizes = tuple(g * g * a for g, a in zip(grids, per_cell, strict=True))
+    return Detector(network, ssd_anchors(grids), config, sizes)
