@@ -1,19 +1,13 @@
 """Real workers, real child processes, real (tiny) training: the job life cycle end to end.
 
 Two workers serve one database for the whole module, so every job here is also a check that two
-workers never share a job. The SIGKILL test runs `fieldlens worker` as separate processes.
+workers never share a job. The SIGKILL test is in test_worker_kill.py.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,44 +18,9 @@ from storage.services import Services, open_services
 from storage.settings import Settings
 from storage.voc.synth import make_voc_zip
 from testkit.tiny import TINY_JOB
+from tests.trainer.jobwait import balanced, states, wait_final, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def wait_final(s: Services, job_id: int, timeout: float = 300) -> Job:
-    wait_for(lambda: s.jobs.get("local", job_id).state.is_final, timeout, f"job #{job_id} to end")
-    return s.jobs.get("local", job_id)
-
-
-def states(s: Services, job_id: int) -> list[JobState | None]:
-    return [e.state for e in s.jobs.events(job_id, kinds=("state",))]
-
-
-def balanced(s: Services, team: str = "local") -> bool:
-    """The balance is the ledger's sum, and each ended job was charged exactly its whole minutes."""
-    entries = s.budget.entries(team)
-    for job in s.jobs.list_team(team):
-        rows = [e.minutes for e in entries if e.job_id == job.id]
-        if job.state == JobState.TRY_AGAIN_LATER:
-            assert rows == []
-        elif job.state.is_final:
-            charged = -sum(rows)
-            expected = (
-                0
-                if job.state in (JobState.FAILED, JobState.CANCELED)
-                else min(job.max_minutes, math.ceil(job.training_seconds / 60))
-            )
-            assert charged == expected, (job.id, job.state, rows, job.training_seconds)
-    return s.budget.balance(team) == sum(e.minutes for e in entries)
 
 
 @dataclass
@@ -188,52 +147,3 @@ def test_continue_from_a_model_starts_from_its_weights_and_is_a_new_version(
     # Training resumes where the parent ended, not from random weights.
     assert first_loss(job.id) < first_loss(parent.id)
     assert balanced(s)
-
-
-def _worker(home: Path, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "FIELDLENS_HOME": str(home),
-        "FIELDLENS_HEARTBEAT_SECONDS": "0.5",
-        "FIELDLENS_WORKER_TIMEOUT_SECONDS": "4",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "fieldlens", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "ab"),
-    )
-
-
-def test_a_worker_killed_mid_run_loses_at_most_one_checkpoint_interval(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    s = open_services(Settings(home=home))
-    s.datasets.add("local", "shapes", make_voc_zip(images=40, seed=21))
-    job = s.jobs.create("local", ["shapes"], steps=40, batch_size=16, max_minutes=5, config=TINY_JOB)
-    log = tmp_path / "workers.log"
-    first = _worker(home, log)
-    try:
-        wait_for(lambda: s.jobs.events(job.id, kinds=("checkpoint",)), 180, "the first checkpoint")
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-        time.sleep(1)  # the training child dies with its worker (PR_SET_PDEATHSIG): no events after this
-        last = s.jobs.events(job.id)[-1].id
-        time.sleep(2)
-        assert s.jobs.events(job.id, after=last) == []
-        assert s.jobs.get("local", job.id).state == JobState.RUNNING  # nobody has noticed yet
-    finally:
-        first.kill()
-    second = _worker(home, log)
-    try:
-        final = wait_final(s, job.id)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(60)
-    assert final.state == JobState.SUCCEEDED, f"{final.error}\n{log.read_text()[-5000:]}"
-    assert final.steps_completed == 40 and final.attempts == 2
-    requeued = [e for e in s.jobs.events(job.id, kinds=("state",)) if e.state == JobState.QUEUED][-1]
-    assert "resumes from its checkpoint at step" in requeued.data["reason"]  # type: ignore[operator]
-    restarts = [e.data["step"] for e in s.jobs.events(job.id, kinds=("log",))]
-    assert restarts[0] == 0 and restarts[1] >= 20  # the second run resumed from the checkpoint
-    assert balanced(s)
-    s.close()
