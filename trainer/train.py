@@ -152,11 +152,12 @@ class Trainer:
         self.early = EarlyStopping(cfg.early_stopping_patience, best_fitness)
         self.latest = self.checkpoints.latest()
         self.metrics: dict[str, Any] = {}
-        train_cache = ImageCache(self.data.train, cfg.input_size, self.data.cache_dir)
+        self.train_cache = ImageCache(self.data.train, cfg.input_size, self.data.cache_dir)
         self.val_cache = (
             ImageCache(self.data.val, cfg.input_size, self.data.cache_dir) if self.data.val else None
         )
-        self.batches = self._batches(train_cache)
+        self.augmenting = cfg.augment
+        self.batches = self._batches()
         self.predict = evaluate.make_predict_fn(self.detector)
         self.train_step = self._make_train_step()
         self.timer = StepTimer()
@@ -164,9 +165,13 @@ class Trainer:
     def _step(self) -> dict[str, float]:
         """One optimizer step; reports it, and logs the losses every LOSS_LOG_EVERY steps."""
         cfg = self.config
+        seconds = self.seconds_before + self.timer.elapsed
+        if self.augmenting and self.schedule.progress(self.step, seconds) >= cfg.augment_until:
+            self.augmenting = False  # the end of the run sees the photos as they are
+            self.batches = self._batches()
         with self.timer.part("waiting for data"):
             images, targets = next(self.batches)
-        rate = self.schedule(self.step, self.seconds_before + self.timer.elapsed)
+        rate = self.schedule(self.step, seconds)
         self.optimizer.learning_rate = rate
         step = tf.constant(self.step + 1, tf.int64)
         with self.timer.part("train step"):
@@ -258,10 +263,15 @@ class Trainer:
         """The averaged weights in the network (when averaging is on) for the duration of the block."""
         return self.average.swapped() if self.average is not None else nullcontext()
 
-    def _batches(self, cache: ImageCache) -> Iterator[Any]:
+    def _batches(self) -> Iterator[Any]:
         cfg = self.config
         dataset = train_dataset(
-            cache, self.data.train, self.detector.match, cfg.batch_size, cfg.seed + self.step, cfg.augment
+            self.train_cache,
+            self.data.train,
+            self.detector.match,
+            cfg.batch_size,
+            cfg.seed + self.step,
+            self.augmenting,
         )
         return iter(dataset)
 

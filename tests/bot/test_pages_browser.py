@@ -33,10 +33,17 @@ pytestmark = [
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Polls check() until it is truthy. An element that a navigation replaced or has not drawn yet
+    counts as "not yet" (a filter submits its form: the page reloads under the check)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if value := check():
-            return value
+        try:
+            if value := check():
+                return value
+        except (StaleElementReferenceException, NoSuchElementException):
+            pass
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 

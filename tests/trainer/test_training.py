@@ -44,8 +44,8 @@ def test_metrics_are_written_every_checkpoint(trained_model) -> None:
 
 def test_stop_then_resume_then_max_time(trained_model, tmp_path) -> None:
     """A stop request saves a checkpoint; a new run resumes from it (weights, optimizer, schedule
-    position) and a time budget stops it at the next step."""
-    cfg = trained_model.config.with_(steps=50, ema_decay=0.98)
+    position) and a time budget stops it at the next step. Augmentation stops at augment_until."""
+    cfg = trained_model.config.with_(steps=50, ema_decay=0.98, augment=True, augment_until=0.9)
     calls = []
 
     def stop() -> bool:
@@ -57,6 +57,7 @@ def test_stop_then_resume_then_max_time(trained_model, tmp_path) -> None:
     assert trainer.train_step.experimental_get_tracing_count() == 1  # a second trace costs 10-20 s
     assert first.reason == "stop_requested"
     assert first.steps_completed == 4
+    assert trainer.augmenting  # 4 of 50 steps: still augmenting
     assert Checkpoints(tmp_path / "w").latest() == first.checkpoint
     assert json.loads((first.checkpoint / "state.json").read_text())["step"] == 4
     # the average (evaluated, delivered) and the raw weights training resumes from, side by side
@@ -67,7 +68,9 @@ def test_stop_then_resume_then_max_time(trained_model, tmp_path) -> None:
         cfg.with_(max_seconds=0.001), trained_model.data, tmp_path / "w", on_event=events.append
     )
     second = trainer.run()
-    assert trainer.train_step.experimental_get_tracing_count() == 1  # resumed into a built optimizer
+    # resumed into a built optimizer; the un-augmented batches need no new trace either
+    assert trainer.train_step.experimental_get_tracing_count() == 1
+    assert not trainer.augmenting  # the time budget is spent: progress 1.0 is past augment_until
     assert second.reason == "max_time"
     assert second.steps_completed == 5
     (step,) = [e for e in events if isinstance(e, Step)]
