@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> dict:
     from trainer.config import TrainConfig
     from trainer.pipeline import load_data, train_and_deliver
 
-    changes = dict(item.split("=", 1) for item in args.set)
+    changes = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         services = open_services(Settings(home=home / "home"))
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> dict:
             weights=args.weights,
             max_seconds=args.minutes * 60,
             seed=args.seed,
-        ).with_(**{key: _value(value) for key, value in changes.items()})
+        ).with_(**changes)
         speed = services.jobs.planner.images_per_second(config.model)
         p = make_plan(steps, config.batch_size, len(data.train), len(data.val), speed, args.minutes)
         config = config.with_(batch_size=p.batch_size)
