@@ -28,6 +28,7 @@ class Phase:
     walls: list[float] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
     gc_pauses: list[float] = field(default_factory=list)
+    fake_gc_pauses: list[float] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     bursts: list[tuple[list[float], float]] = field(default_factory=list)  # latencies, others' CPU
 
@@ -69,7 +70,7 @@ def report(phases: list[Phase], cores: int) -> None:
     )
     columns = ["bot", "fake Discord", "training", "page viewers", "others"]
     header = "".join(f"{c:>14}" for c in columns)
-    print(f"{'':<{width}}{'burst':>8}{'capacity':>10}{header}   bot's GC pauses per burst")
+    print(f"{'':<{width}}{'burst':>8}{'capacity':>10}{header}   GC pauses per burst: bot; fake")
     for p in phases:
         bursts = len(p.walls)
         cpu = dict(p.cpu)
@@ -79,10 +80,10 @@ def report(phases: list[Phase], cores: int) -> None:
             f"{cpu[c] / bursts * 1000:14.1f}" if c in cpu else f"{'(in fake)':>14}" for c in columns
         )
         wall = statistics.mean(p.walls) * 1000
-        pauses = p.gc_pauses
-        gc_text = (
+        gc_text = "; ".join(
             f"{len(pauses) / bursts:.0f}, {sum(pauses) / bursts * 1000:.1f} ms "
             f"(longest {max(pauses, default=0) * 1000:.1f} ms)"
+            for pauses in (p.gc_pauses, p.fake_gc_pauses)
         )
         print(f"{p.label:<{width}}{wall:8.1f}{wall * cores:10.1f}{cells}   {gc_text}")
     print("\nEach burst's slowest response, ms (and the CPU other processes took during it, ms):")

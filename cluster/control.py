@@ -30,6 +30,8 @@ from cluster.app import (
     CONTROL_QUEUE,
     FINISH,
     HEARTBEAT,
+    LOG,
+    RELEASE,
     REPORT,
     STOP_KEY,
     WORKERS_KEY,
@@ -159,6 +161,21 @@ class Control:
         answer(self.redis, reply_to, lost)
         return lost
 
+    def release(self, job_id: int, worker_id: str) -> bool:
+        """A worker shutting down gives its job back: queued again, to resume from its last complete
+        checkpoint without counting an attempt. Dropped when the worker no longer owns the job."""
+        released = self.services.recovery.recover(
+            job_id, "its worker shut down", count_attempt=False, owner=worker_id
+        )
+        if not released:
+            self._drop(job_id, worker_id, "a hand-back")
+        return released
+
+    def log_updated(self, job_id: int, worker_id: str) -> None:
+        """The job's log in the store grew: copy it for the job page and `fieldlens train logs`."""
+        if self.services.jobs.owned_by(job_id, worker_id):
+            self._copy_job_files(job_id, None)
+
     def _copy_job_files(self, job_id: int, step: int | None) -> None:
         """The log and the checkpoint's sample picture, for the job page and `fieldlens train logs`."""
         job = self.services.jobs.get_any(job_id)
@@ -174,6 +191,8 @@ def register_control_tasks(app: Celery, control: Control) -> None:
     app.task(name=REPORT)(control.report)
     app.task(name=FINISH)(control.finish)
     app.task(name=HEARTBEAT)(control.heartbeat)
+    app.task(name=RELEASE)(control.release)
+    app.task(name=LOG)(control.log_updated)
 
 
 def _dispatch(settings: Settings, app: Celery, store: ObjectStore, stop: threading.Event) -> None:

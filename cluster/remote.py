@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from cluster.app import CLAIM, FINISH, HEARTBEAT, REPORT, STOP_KEY, call, redis_client
+from cluster.app import CLAIM, FINISH, HEARTBEAT, LOG, REPORT, STOP_KEY, call, redis_client
 from cluster.dispatch import image_key
 from cluster.store import ObjectStore, get_folder, put_folder
 from storage.blobs import BlobStore
@@ -44,6 +45,7 @@ from trainer.job_link import JobInputs, JobLost
 log = logging.getLogger(__name__)
 CLAIM_TIMEOUT_SECONDS = 60
 REMOTE_POINTER = "remote.json"  # jobs/<id>/checkpoints/remote.json: the newest complete upload
+LOG_SECONDS = 10.0  # a growing job log is copied to the bot's machine this often (the job page's live log)
 
 
 def job_from_claim(row: dict[str, Any]) -> Job:
@@ -91,6 +93,8 @@ class RemoteLink:
         self.prefix = f"jobs/{self.job.id}"
         self.lost = False
         self._uploaded: set[str] = set()
+        self._log_size = -1
+        self._log_lock = threading.Lock()  # the heartbeat thread shares the log too
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -187,11 +191,21 @@ class RemoteLink:
             self.store.put_file(f"{self.prefix}/samples/{folder.sample(step).name}", folder.sample(step))
         self._upload_log()
 
-    def _upload_log(self) -> None:
+    def _upload_log(self) -> bool:
+        """Upload the job's log if it grew since the last upload; whether it did."""
         log_file = JobFolder(self.workdir).log
-        with contextlib.suppress(OSError):
-            if log_file.is_file():
+        with self._log_lock, contextlib.suppress(OSError):
+            size = log_file.stat().st_size
+            if size != self._log_size:
                 self.store.put_file(f"{self.prefix}/job.log", log_file)
+                self._log_size = size
+                return True
+        return False
+
+    def share_log(self) -> None:
+        """Between checkpoints: upload the log if it grew, and have the bot's machine copy it."""
+        if self._upload_log():
+            self._send(LOG)
 
     # -- reports ---------------------------------------------------------------------------------
 
@@ -228,12 +242,17 @@ class RemoteLink:
         r = redis_client(self.broker_url, socket_timeout=every * 2 + 10)  # its own, for its thread
 
         def beat() -> None:
+            shared = time.monotonic()
             while not done.wait(every):
                 with contextlib.suppress(Exception):  # the control side down: the reaper decides
                     lost = call(self.app, r, HEARTBEAT, [self.worker_id, [self.job.id], info], every * 2)
                     if self.job.id in lost:
                         log.warning("job #%s now belongs to another worker; stopping here", self.job.id)
                         self.lost = True
+                if time.monotonic() - shared >= LOG_SECONDS and not self.lost:
+                    shared = time.monotonic()
+                    with contextlib.suppress(Exception):  # a store or broker hiccup: next time
+                        self.share_log()
 
         thread = threading.Thread(target=beat, name="fieldlens-job-heartbeat", daemon=True)
         thread.start()

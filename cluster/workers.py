@@ -2,7 +2,8 @@
 
     launch        one Celery worker process per GPU (CUDA_VISIBLE_DEVICES set before TensorFlow
                   loads; one task at a time, none reserved ahead), or one on the CPU
-    run_worker    one such process: the train task, and a thread that heartbeats the worker
+    run_worker    one such process: the train task, and a thread that heartbeats the worker; on
+                  Ctrl-C or SIGTERM it gives its job back and ends it (hand_back_on_shutdown)
     list_workers  what `fieldlens worker list` shows: each worker, its GPU, its job, its last beat
     drain         `fieldlens worker drain NAME`: it finishes its job and takes no new one
 
@@ -30,6 +31,7 @@ from celery import Celery, Task
 from cluster.app import (
     DRAINING_KEY,
     HEARTBEAT,
+    RELEASE,
     TRAIN,
     TRAIN_QUEUE,
     WORKERS_KEY,
@@ -111,6 +113,56 @@ def _presence(app: Celery, name: str, info: dict[str, Any], every: float, stop: 
             return
 
 
+def _pool_children() -> list[int]:
+    """The pids of this process's children (Celery's pool process, which runs the job)."""
+    pids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.scandir("/proc/self/task"):
+            with open(f"/proc/self/task/{task.name}/children") as f:
+                pids += [int(pid) for pid in f.read().split()]
+    return pids
+
+
+def _running_jobs() -> list[int]:
+    """The job ids of the train tasks this worker process is running."""
+    from celery.worker import state
+
+    ids = []
+    for request in list(state.active_requests):
+        with contextlib.suppress(Exception):
+            ids.append(int(request.args[0]["job_id"]))
+    return ids
+
+
+def hand_back_on_shutdown(app: Celery, name: str) -> None:
+    """On Ctrl-C or SIGTERM, give the running job back instead of finishing it first.
+
+    Celery's warm shutdown waits for the running task: a job of hours. As the embedded worker does,
+    the worker tells the bot's machine that it gives the job back (`control` requeues it to resume
+    from its last complete checkpoint, without counting an attempt, and only if this worker still
+    owns it), then ends the job's process, so the shutdown takes seconds. The work runs on a thread:
+    Celery calls this from its signal handler, where the broker connection may be mid-use.
+    """
+    from celery.signals import worker_shutting_down
+
+    def give_back() -> None:
+        for job_id in _running_jobs():
+            try:
+                app.send_task(RELEASE, args=[job_id, name])
+                log.info("job #%s given back to the queue (this worker is shutting down)", job_id)
+            except Exception:
+                log.exception("could not give job #%s back; the bot's machine requeues it once this "
+                              "worker's heartbeats stop", job_id)  # fmt: skip
+        for pid in _pool_children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def on_shutdown(sender: str, **_: object) -> None:
+        threading.Thread(target=give_back, name="fieldlens-give-back").start()  # not a daemon: it finishes
+
+    worker_shutting_down.connect(on_shutdown, weak=False)
+
+
 def run_worker(settings: Settings, gpu: str | None = None, loglevel: str = "INFO") -> None:
     """One Celery worker process taking train tasks one at a time, until interrupted."""
     if gpu is not None:
@@ -123,6 +175,7 @@ def run_worker(settings: Settings, gpu: str | None = None, loglevel: str = "INFO
         target=_presence, args=(app, name, info, settings.heartbeat_seconds, stop), daemon=True
     )
     beat.start()
+    hand_back_on_shutdown(app, name)
     try:
         app.worker_main(
             ["worker", "-Q", TRAIN_QUEUE, "-c", "1", "-P", "prefork", "-n", name, "-E",

@@ -52,13 +52,21 @@ class JobRecovery:
         return recovered
 
     def recover(
-        self, job_id: int, why: str, count_attempt: bool = True, stale_before: datetime | None = None
+        self,
+        job_id: int,
+        why: str,
+        count_attempt: bool = True,
+        stale_before: datetime | None = None,
+        owner: str | None = None,
     ) -> bool:
-        """Requeue, cancel or fail an active job; False when it changed meanwhile (checked under the lock)."""
+        """Requeue, cancel or fail an active job; False when it changed meanwhile (checked under the
+        lock), or when `owner` is given and no longer owns it."""
         with immediate(self.jobs.db):
             job = self.jobs.get_any(job_id)
             if job.state not in ACTIVE_STATES:
                 return False  # finished meanwhile
+            if owner is not None and job.worker_id != owner:
+                return False  # handed to another worker meanwhile: not `owner`'s to give back
             if stale_before is not None and job.heartbeat_at is not None and job.heartbeat_at >= stale_before:
                 return False  # a worker claimed it or beat its heartbeat since the query: it is alive
             # A remote worker keeps its checkpoints in the blob store; its reports say how far it got.

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     stall_seconds: float = Field(
         1800.0, gt=0, description="A training process without progress for this long is killed."
     )
+    training_idle_class: bool = Field(
+        True,
+        description="Run the embedded worker's training in Linux's idle CPU class, so that the bot on "
+        "the same machine always answers first (false: a lower priority, nice 10).",
+    )
     budget_reset_day: int | None = Field(
         None, ge=1, le=28, description="Day of the month on which every team is topped up to team_minutes."
     )

@@ -38,6 +38,7 @@ def _is_loopback(host: object) -> bool:
 LONGEST_FIRST = (
     "tests/trainer/test_worker.py",
     "tests/cluster/test_remote_workers.py",
+    "tests/cluster/test_remote_workers_s3.py",
     "tests/bot/test_commands.py",
     "tests/bot/test_training_e2e_broker.py",
     "tests/trainer/test_training.py",

@@ -146,7 +146,7 @@ def job_config(job: Job, labels: tuple[str, ...], default_weights: str = "imagen
 
 def run_job(settings: Settings, job_id: int, parent_pid: int, gpu: str | None = None) -> None:
     """Entry point of the embedded worker's child process; `gpu` pins it to one GPU."""
-    prepare_process(settings, f"job-{job_id}", parent_pid, gpu)
+    prepare_process(settings, f"job-{job_id}", parent_pid, gpu, idle_class=settings.training_idle_class)
     services = open_services(settings)
     try:
         link = LocalLink(services, job_id)
@@ -156,19 +156,34 @@ def run_job(settings: Settings, job_id: int, parent_pid: int, gpu: str | None = 
         services.close()
 
 
-def prepare_process(settings: Settings, name: str, parent_pid: int, gpu: str | None) -> None:
+def prepare_process(
+    settings: Settings, name: str, parent_pid: int, gpu: str | None, *, idle_class: bool = False
+) -> None:
     """Die with the worker, see only `gpu` (before TensorFlow loads), yield the CPU, log as `name`."""
     _die_with_parent(parent_pid)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    # Training takes every core it can; a lower CPU priority keeps the bot and the CLI on the same
-    # machine answering quickly, and costs training nothing when nothing else wants the CPU.
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(10)
+    yield_cpu(idle_class)
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format=f"%(asctime)s %(levelname)s {name} %(name)s: %(message)s",
     )
+
+
+def yield_cpu(idle_class: bool) -> None:
+    """Lower this process's CPU priority before it starts its threads (they inherit it).
+
+    Training takes every core it can. On the bot's own machine (the embedded worker) it goes into
+    Linux's idle scheduling class: a task that wakes up (the bot answering a command) takes the core
+    from it at once, and training loses nothing while nothing else wants the CPU. A remote worker's
+    job reports its own heartbeats, so there it only gets a lower priority (nice 10), never starved.
+    """
+    if idle_class and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
 
 
 def _fail(link: JobLink, message: str, seconds: float) -> None:

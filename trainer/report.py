@@ -27,18 +27,32 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def diagnose(losses: Sequence[dict], evals: Sequence[dict]) -> list[str]:
-    """What the curves say, each with what to try. Empty when there is too little to say."""
+    """What the curves say, each with what to try. Empty when there is too little to say.
+
+    Validation mAP outranks the training loss: the loss is noisy (small batches, augmentation) and,
+    with an IoU-aware classification loss, can rise while the boxes get better, so a loss that looks
+    like it diverges or stalls is not called so while mAP is still at its best or climbing.
+    """
     advice = []
+    maps = [r["map50"] for r in evals if "map50" in r]
+    improving = len(maps) >= 2 and maps[-1] >= max(maps) - 1e-9 and maps[-1] - maps[-2] > 0.01
+    mapping_well = bool(maps) and maps[-1] >= max(maps) - 0.02 and max(maps) - min(maps) > 0.05
     train = [r["total"] for r in losses if "total" in r]
     if len(train) >= 4:
         k = max(1, len(train) // 5)
-        first, last = float(np.mean(train[:k])), float(np.mean(train[-k:]))
-        if not np.isfinite(last) or last > 1.5 * min(train):
+        smooth = np.convolve(np.asarray(train, dtype=float), np.ones(k) / k, mode="valid")
+        first, last = float(smooth[0]), float(smooth[-1])
+        if not np.isfinite(last):
+            advice.append(
+                "Diverging: the training loss became infinite or NaN. Lower the learning rate, or check "
+                "the labels for boxes that are clearly wrong."
+            )
+        elif last > 1.5 * float(np.min(smooth)) and not (improving or mapping_well):
             advice.append(
                 "Diverging: the training loss went back up. Lower the learning rate, or check the "
                 "labels for boxes that are clearly wrong."
             )
-        elif last > 0.9 * first:
+        elif last > 0.9 * first and not (improving or mapping_well):
             advice.append(
                 "Not learning: the training loss is flat. Check the boxes in the dataset preview, start "
                 "from the pretrained backbone (--weights imagenet), or train for more steps."
@@ -52,18 +66,16 @@ def diagnose(losses: Sequence[dict], evals: Sequence[dict]) -> list[str]:
                 "kept falling, so the model is memorising its training photos. Add more (and more "
                 "varied) images or train fewer steps; the best checkpoint is the one delivered."
             )
-    maps = [r["map50"] for r in evals if "map50" in r]
-    if len(maps) >= 2:
-        if maps[-1] >= max(maps) - 1e-9 and maps[-1] - maps[-2] > 0.01:
-            advice.append(
-                f"Still improving: mAP@0.5 rose from {maps[-2]:.2f} to {maps[-1]:.2f} at the last "
-                "evaluation. Continue training from this model for more steps."
-            )
-        elif max(maps) - maps[-1] < 0.01 and len(maps) >= 3 and max(maps) - min(maps[-3:]) < 0.02:
-            advice.append(
-                "Levelled off: mAP@0.5 barely changed over the last evaluations. More steps will not "
-                "help much; more and more varied images will."
-            )
+    if improving:
+        advice.append(
+            f"Still improving: mAP@0.5 rose from {maps[-2]:.2f} to {maps[-1]:.2f} at the last "
+            "evaluation. Continue training from this model for more steps."
+        )
+    elif len(maps) >= 3 and max(maps) - maps[-1] < 0.01 and max(maps) - min(maps[-3:]) < 0.02:
+        advice.append(
+            "Levelled off: mAP@0.5 barely changed over the last evaluations. More steps will not "
+            "help much; more and more varied images will."
+        )
     return advice
 
 

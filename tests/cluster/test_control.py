@@ -109,3 +109,34 @@ def test_the_dispatcher_sends_each_queued_job_once_per_time_in_the_queue(control
     control.services.jobs.request_stop("local", job_id)
     dispatcher.tick()
     assert r.exists(STOP_KEY.format(job_id=job_id))
+
+
+def test_a_worker_shutting_down_gives_its_job_back_without_spending_an_attempt(control: Control) -> None:
+    jobs = control.services.jobs
+    job_id = queue(control)
+    control.claim(job_id, "w1")
+    control.report(job_id, "w1", "state", {"to": "RUNNING", "device": "CPU"}, {})
+    assert control.release(job_id, "w1") is True
+    job = jobs.get("local", job_id)
+    assert job.state == JobState.QUEUED and job.worker_id is None and job.attempts == 0
+    assert "Requeued: its worker shut down" in jobs.events(job_id)[-1].data["reason"]
+
+    # Claimed again: the same attempt number as before. A late hand-back from w1 is dropped.
+    assert control.claim(job_id, "w2")["attempts"] == 1  # type: ignore[index]
+    assert control.release(job_id, "w1") is False
+    assert jobs.get("local", job_id).worker_id == "w2" and control.dropped == 1
+
+
+def test_a_growing_log_is_copied_to_the_bot_machine_from_its_owner_only(control: Control) -> None:
+    from storage.job_folder import JobFolder
+
+    job_id = queue(control)
+    control.claim(job_id, "w1")
+    job = control.services.jobs.get("local", job_id)
+    log = JobFolder(job.checkpoint_dir or control.settings.home / "jobs" / str(job_id)).log
+    control.store.put(f"jobs/{job_id}/job.log", b"step 10 loss 1.5\n")
+    control.log_updated(job_id, "w1")
+    assert log.read_text() == "step 10 loss 1.5\n"
+    control.store.put(f"jobs/{job_id}/job.log", b"from a worker that lost the job\n")
+    control.log_updated(job_id, "w9")
+    assert log.read_text() == "step 10 loss 1.5\n"

@@ -53,3 +53,21 @@ def test_plot_is_a_png_and_cut_lines_are_skipped(tmp_path) -> None:
     assert len(evals) == 1
     png = plot_curves(_losses([3, 2, 1]), evals)
     assert Image.open(io.BytesIO(png)).size == (1000, 380)
+
+
+def test_a_noisy_loss_is_not_called_diverging_while_map_still_climbs() -> None:
+    """The demo's case: one lucky low batch early, the loss wandering above it, mAP rising to the end."""
+    losses = _losses([5, 2, 0.4, 1.2, 1.1, 1.3, 1.0, 1.2, 1.1, 1.0])
+    advice = diagnose(losses, _evals([0.2, 0.5, 0.8]))
+    assert not any(a.startswith(("Diverging", "Not learning")) for a in advice), advice
+    assert any(a.startswith("Still improving") for a in advice), advice
+
+
+def test_a_loss_that_goes_back_up_while_map_falls_is_diverging() -> None:
+    advice = diagnose(_losses([5, 3, 2, 1, 1, 2, 3, 4, 6, 8]), _evals([0.2, 0.5, 0.3]))
+    assert [a.split(":")[0] for a in advice] == ["Diverging"]
+
+
+def test_a_nan_loss_is_diverging_whatever_map_says() -> None:
+    advice = diagnose(_losses([5, 3, 2, 1, 1, float("nan")]), _evals([0.2, 0.5]))
+    assert any(a.startswith("Diverging: the training loss became infinite") for a in advice), advice
