@@ -140,3 +140,38 @@ def test_a_growing_log_is_copied_to_the_bot_machine_from_its_owner_only(control:
     control.store.put(f"jobs/{job_id}/job.log", b"from a worker that lost the job\n")
     control.log_updated(job_id, "w9")
     assert log.read_text() == "step 10 loss 1.5\n"
+
+
+def test_a_remote_job_shares_its_log_between_checkpoints_only_when_it_grew(
+    control: Control, tmp_path: Path
+) -> None:
+    from cluster.app import CONTROL_QUEUE, LOG
+    from cluster.remote import RemoteLink
+    from storage.job_folder import JobFolder
+
+    assert control.settings.broker_url
+    r = redis_client(control.settings.broker_url)
+    job_id = queue(control)
+    claimed = control.claim(job_id, "w1")
+    assert claimed is not None
+    app = make_app(control.settings.broker_url)
+    link = RemoteLink(app, control.store, control.settings.broker_url, tmp_path / "w1", {}, claimed, "w1", "")
+    log = JobFolder(link.workdir).log
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("step 10 loss 1.5\n")
+
+    def told() -> list[str]:
+        return [json.loads(m)["headers"]["task"] for m in r.lrange(CONTROL_QUEUE, 0, -1)]
+
+    link.share_log()
+    assert told() == [LOG]
+    assert control.store.get(f"jobs/{job_id}/job.log") == b"step 10 loss 1.5\n"
+    link.share_log()  # nothing new: nothing sent
+    assert told() == [LOG]
+    log.write_text("step 10 loss 1.5\nstep 20 loss 1.1\n")
+    link.share_log()
+    assert told() == [LOG, LOG]
+    control.log_updated(job_id, "w1")
+    bot_job = control.services.jobs.get("local", job_id)
+    bot_log = JobFolder(bot_job.checkpoint_dir or control.settings.home / "jobs" / str(job_id)).log
+    assert bot_log.read_text().endswith("step 20 loss 1.1\n")
