@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> dict:
             "stopped_by": result.reason,
             "training_minutes": result.seconds / 60,
             "train_images_per_s": result.images_per_second,
+            "time_split_s": result.time_split,  # waiting for data, train step, evaluation and checkpoints
             **m.headline(),
             "int8_drop_map50": m.map50_float - m.map50_int8,
             "int8_drop_map50_95": m.map50_95_float - m.map50_95_int8,
