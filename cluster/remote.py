@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -242,20 +241,20 @@ class RemoteLink:
         r = redis_client(self.broker_url, socket_timeout=every * 2 + 10)  # its own, for its thread
 
         def beat() -> None:
-            shared = time.monotonic()
             while not done.wait(every):
                 with contextlib.suppress(Exception):  # the control side down: the reaper decides
                     lost = call(self.app, r, HEARTBEAT, [self.worker_id, [self.job.id], info], every * 2)
                     if self.job.id in lost:
                         log.warning("job #%s now belongs to another worker; stopping here", self.job.id)
                         self.lost = True
-                if time.monotonic() - shared >= LOG_SECONDS and not self.lost:
-                    shared = time.monotonic()
-                    with contextlib.suppress(Exception):  # a store or broker hiccup: next time
-                        self.share_log()
 
-        thread = threading.Thread(target=beat, name="fieldlens-job-heartbeat", daemon=True)
-        thread.start()
+        def share() -> None:  # on a thread of its own: a slow store never delays a heartbeat
+            while not done.wait(LOG_SECONDS) and not self.lost:
+                with contextlib.suppress(Exception):  # a store or broker hiccup: next time
+                    self.share_log()
+
+        for target, name in ((beat, "fieldlens-job-heartbeat"), (share, "fieldlens-job-log")):
+            threading.Thread(target=target, name=name, daemon=True).start()
         try:
             yield
         finally:

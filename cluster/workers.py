@@ -2,7 +2,7 @@
 
     launch        one Celery worker process per GPU (CUDA_VISIBLE_DEVICES set before TensorFlow
                   loads; one task at a time, none reserved ahead), or one on the CPU
-    run_worker    one such process: the train task, and a thread that heartbeats the worker; on
+    run_worker    one such process: the train task, and the worker's heartbeat on its timer; on
                   Ctrl-C or SIGTERM it gives its job back and ends it (hand_back_on_shutdown)
     list_workers  what `fieldlens worker list` shows: each worker, its GPU, its job, its last beat
     drain         `fieldlens worker drain NAME`: it finishes its job and takes no new one
@@ -13,6 +13,8 @@ database) and shares nothing with the bot's machine but the broker and FIELDLENS
 
 from __future__ import annotations
 
+import atexit
+import collections
 import contextlib
 import ctypes
 import json
@@ -104,62 +106,106 @@ def make_worker_app(settings: Settings, gpu: str | None) -> Celery:
     return app
 
 
-def _presence(app: Celery, name: str, info: dict[str, Any], every: float, stop: threading.Event) -> None:
-    """The worker process's own heartbeat: `fieldlens worker list` sees idle workers too."""
-    while True:
-        with contextlib.suppress(Exception):
+def add_presence(app: Celery, name: str, info: dict[str, Any], every: float) -> None:
+    """The worker process's own heartbeat (`fieldlens worker list` sees idle workers too), sent from
+    Celery's event loop by its timer, as Celery's own heartbeat is. Not from a thread: this process
+    forks the pool's processes, and a fork while a thread holds a lock (a broker connection's, say)
+    leaves the new process waiting forever on a copy of it: a pool process hung so at the start of
+    a job in 2 of 6 test runs while the beat was a thread."""
+    from celery import bootsteps
+
+    def beat() -> None:
+        with contextlib.suppress(Exception):  # the control side down: beats resume when it is back
             app.send_task(HEARTBEAT, args=[name, [], info])
-        if stop.wait(every):
-            return
+
+    class Presence(bootsteps.StartStopStep):
+        requires = ("celery.worker.consumer.heart:Heart",)  # the consumer's timer runs by then
+
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self.tref: Any = None
+
+        def start(self, parent: Any) -> None:
+            beat()
+            self.tref = parent.timer.call_repeatedly(every, beat)
+
+        def stop(self, parent: Any) -> None:
+            if self.tref is not None:
+                self.tref.cancel()
+                self.tref = None
+
+    app.steps["consumer"].add(Presence)
 
 
-def _pool_children() -> list[int]:
+def _pool_children() -> set[int]:
     """The pids of this process's children (Celery's pool process, which runs the job)."""
-    pids: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.scandir("/proc/self/task"):
-            with open(f"/proc/self/task/{task.name}/children") as f:
-                pids += [int(pid) for pid in f.read().split()]
+    try:
+        threads = [t.name for t in os.scandir("/proc/self/task")]
+    except OSError:
+        return set()
+    pids: set[int] = set()
+    for tid in threads:
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                pids.update(int(pid) for pid in f.read().split())
+        except OSError:
+            continue  # a thread that ended meanwhile
     return pids
-
-
-def _running_jobs() -> list[int]:
-    """The job ids of the train tasks this worker process is running."""
-    from celery.worker import state
-
-    ids = []
-    for request in list(state.active_requests):
-        with contextlib.suppress(Exception):
-            ids.append(int(request.args[0]["job_id"]))
-    return ids
 
 
 def hand_back_on_shutdown(app: Celery, name: str) -> None:
     """On Ctrl-C or SIGTERM, give the running job back instead of finishing it first.
 
     Celery's warm shutdown waits for the running task: a job of hours. As the embedded worker does,
-    the worker tells the bot's machine that it gives the job back (`control` requeues it to resume
-    from its last complete checkpoint, without counting an attempt, and only if this worker still
-    owns it), then ends the job's process, so the shutdown takes seconds. The work runs on a thread:
-    Celery calls this from its signal handler, where the broker connection may be mid-use.
+    the worker ends the job's process (so the shutdown takes seconds) and tells the bot's machine that
+    it gives the job back: `control` requeues it to resume from its last complete checkpoint, without
+    counting an attempt, and only if this worker still owns it (so a job id that is stale here is
+    harmless). The job ids are noted as tasks arrive: a cold shutdown cancels the running requests
+    before the signal below is sent. The message goes out on a thread (Celery calls this from its
+    signal handler, where the broker connection may be mid-use), which the exit waits for, briefly.
     """
-    from celery.signals import worker_shutting_down
+    from billiard.common import TERM_SIGNAL
+    from celery.signals import task_received, worker_shutting_down
+    from celery.worker import state
 
-    def give_back() -> None:
-        for job_id in _running_jobs():
+    recent: collections.deque[int] = collections.deque(maxlen=1)  # one task at a time
+
+    def job_of(request: Any) -> int | None:
+        try:
+            return int(request.args[0]["job_id"])
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            return None
+
+    def on_received(request: Any = None, **_: object) -> None:
+        job_id = job_of(request)
+        if job_id is not None:
+            recent.append(job_id)
+
+    def give_back(job_ids: list[int]) -> None:
+        for job_id in job_ids:
             try:
-                app.send_task(RELEASE, args=[job_id, name])
+                app.send_task(RELEASE, args=[job_id, name], retry_policy={"max_retries": 3})
                 log.info("job #%s given back to the queue (this worker is shutting down)", job_id)
             except Exception:
                 log.exception("could not give job #%s back; the bot's machine requeues it once this "
                               "worker's heartbeats stop", job_id)  # fmt: skip
-        for pid in _pool_children():
+
+    def on_shutdown(sender: str = "", how: str = "Warm", **_: object) -> None:
+        running = list(state.active_requests)
+        pids = {r.worker_pid for r in running if r.worker_pid} | _pool_children()
+        for pid in pids:  # the job ends at once; its checkpoints are complete or not counted
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, TERM_SIGNAL)
+        job_ids = [j for j in map(job_of, running) if j is not None]
+        if how == "Cold" and not job_ids:  # a cold shutdown cancelled the running request already
+            job_ids = list(recent)
+        if not job_ids:
+            return
+        thread = threading.Thread(target=give_back, args=(job_ids,), name="fieldlens-give-back", daemon=True)
+        thread.start()
+        atexit.register(thread.join, 15)
 
-    def on_shutdown(sender: str, **_: object) -> None:
-        threading.Thread(target=give_back, name="fieldlens-give-back").start()  # not a daemon: it finishes
-
+    task_received.connect(on_received, weak=False)
     worker_shutting_down.connect(on_shutdown, weak=False)
 
 
@@ -170,19 +216,12 @@ def run_worker(settings: Settings, gpu: str | None = None, loglevel: str = "INFO
     app = make_worker_app(settings, gpu)
     name = worker_name(gpu)
     info = {"host": socket.gethostname(), "gpu": gpu, "pid": os.getpid(), "started": time.time()}
-    stop = threading.Event()
-    beat = threading.Thread(
-        target=_presence, args=(app, name, info, settings.heartbeat_seconds, stop), daemon=True
-    )
-    beat.start()
+    add_presence(app, name, info, settings.heartbeat_seconds)
     hand_back_on_shutdown(app, name)
-    try:
-        app.worker_main(
-            ["worker", "-Q", TRAIN_QUEUE, "-c", "1", "-P", "prefork", "-n", name, "-E",
-             "--without-gossip", "--without-mingle", f"--loglevel={loglevel}"]
-        )  # fmt: skip
-    finally:
-        stop.set()
+    app.worker_main(
+        ["worker", "-Q", TRAIN_QUEUE, "-c", "1", "-P", "prefork", "-n", name, "-E",
+         "--without-gossip", "--without-mingle", f"--loglevel={loglevel}"]
+    )  # fmt: skip
 
 
 def _die_with_parent() -> None:

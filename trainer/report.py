@@ -42,7 +42,7 @@ def diagnose(losses: Sequence[dict], evals: Sequence[dict]) -> list[str]:
         k = max(1, len(train) // 5)
         smooth = np.convolve(np.asarray(train, dtype=float), np.ones(k) / k, mode="valid")
         first, last = float(smooth[0]), float(smooth[-1])
-        if not np.isfinite(last):
+        if not np.all(np.isfinite(train)):
             advice.append(
                 "Diverging: the training loss became infinite or NaN. Lower the learning rate, or check "
                 "the labels for boxes that are clearly wrong."

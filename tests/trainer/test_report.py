@@ -71,3 +71,8 @@ def test_a_loss_that_goes_back_up_while_map_falls_is_diverging() -> None:
 def test_a_nan_loss_is_diverging_whatever_map_says() -> None:
     advice = diagnose(_losses([5, 3, 2, 1, 1, float("nan")]), _evals([0.2, 0.5]))
     assert any(a.startswith("Diverging: the training loss became infinite") for a in advice), advice
+
+
+def test_a_nan_earlier_in_the_run_is_still_diverging() -> None:
+    advice = diagnose(_losses([5, float("nan"), 2, 1, 1, 1, 1, 1, 1, 1]), _evals([0.2, 0.5]))
+    assert any(a.startswith("Diverging: the training loss became infinite") for a in advice), advice
