@@ -110,8 +110,9 @@ def add_presence(app: Celery, name: str, info: dict[str, Any], every: float) -> 
     """The worker process's own heartbeat (`fieldlens worker list` sees idle workers too), sent from
     Celery's event loop by its timer, as Celery's own heartbeat is. Not from a thread: this process
     forks the pool's processes, and a fork while a thread holds a lock (a broker connection's, say)
-    leaves the new process waiting forever on a copy of it: a pool process hung so at the start of
-    a job in 2 of 6 test runs while the beat was a thread."""
+    leaves the new process waiting forever on a copy of it. With the beat on a thread, a pool
+    process hung at the start of a job in 2 of 6 test runs; that this was the cause is likely, not
+    proven (no stack of a hung process was caught)."""
     from celery import bootsteps
 
     def beat() -> None:
