@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.bot_probe import LocalProbe, RemoteProbe, start_separate
+from bench.bot_probe import GcPauses, LocalProbe, RemoteProbe, start_separate
 from bench.bot_report import Phase, report
 from bench.page_viewers import Viewers
 
@@ -66,27 +66,10 @@ TINY = {"input_size": 160, "alpha": 0.35, "weights": "none", "augment": False}
 TICK = 1 / os.sysconf("SC_CLK_TCK")
 
 
-class GcPauses:
-    """This process's (the fake Discord's) garbage-collector pauses: they delay the fake's reading of
-    a reply, which the bench would otherwise count against the bot."""
-
-    def __init__(self) -> None:
-        self.pauses: list[float] = []
-        self._started = 0.0
-        gc.callbacks.append(self._gc)
-
-    def _gc(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.pauses.append(time.perf_counter() - self._started)
-
-    def take(self) -> list[float]:
-        taken, self.pauses = self.pauses, []
-        return taken
-
-
+# This process's (the fake Discord's) pauses: they delay the fake's reading of a reply, which the
+# bench would otherwise count against the bot.
 FAKE_GC = GcPauses()
+FAKE_GC.install()
 
 
 def _processes() -> dict[int, tuple[int, float]]:

@@ -16,6 +16,29 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 
+class GcPauses:
+    """The garbage collector's pauses in this process, from `install()` on."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._started = 0.0
+
+    def install(self) -> None:
+        import gc
+
+        gc.callbacks.append(self._gc)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._started)
+
+    def take(self) -> list[float]:
+        taken, self.pauses = self.pauses, []
+        return taken
+
+
 class Probe:
     """Timestamps the bot takes of each interaction: when the bot's loop read its gateway frame, when
     its command's handler was called, when the handler sent its response, when that request was
@@ -24,29 +47,19 @@ class Probe:
     def __init__(self) -> None:
         self.frame_at = 0.0
         self.times: dict[str, list[float]] = {}  # interaction id -> [read, called, responded, written]
-        self.gc_pauses: list[float] = []
-        self._gc_started = 0.0
+        self.gc = GcPauses()
 
     def take(self) -> tuple[dict[str, list[float]], list[float]]:
-        times, pauses = self.times, self.gc_pauses
-        self.times, self.gc_pauses = {}, []
-        return times, pauses
+        times, self.times = self.times, {}
+        return times, self.gc.take()
 
     def _mark(self, interaction_id: object, stage: int) -> None:
         entry = self.times.get(str(interaction_id))
         if entry is not None:
             entry[stage] = time.perf_counter()
 
-    def _gc(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            self.gc_pauses.append(time.perf_counter() - self._gc_started)
-
     def install(self) -> None:
         """Wrap the discord.py functions each stage passes through (before the bot is created)."""
-        import gc
-
         import aiohttp.client_reqrep
         import discord.gateway
         import discord.state
@@ -88,7 +101,7 @@ class Probe:
         app_commands.CommandTree.interaction_check = timed_check  # type: ignore[method-assign]
         AsyncWebhookAdapter.create_interaction_response = timed_respond  # type: ignore[method-assign]
         aiohttp.client_reqrep.ClientRequest.send = timed_send  # type: ignore[method-assign]
-        gc.callbacks.append(self._gc)
+        self.gc.install()
 
 
 def _answer_probe(conn: Connection, probe: Probe, bot: Any, profile: str) -> None:

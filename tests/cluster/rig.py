@@ -6,6 +6,7 @@ own data folder: they share nothing but Redis and the blob store).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -79,6 +80,20 @@ class Cluster:
             return found if found and found > after_step else None
 
         return int(wait_for(step, timeout, f"a checkpoint of job {job_id} past step {after_step}"))  # type: ignore[arg-type]
+
+    def freeze_until_handed_on(self, job_id: int, attempts: int) -> Process:
+        """SIGSTOP the worker running the job until another worker runs it at `attempts`, then SIGCONT:
+        the frozen worker's late reports are dropped. Returns the frozen worker."""
+        frozen = self.worker_of(self.job(job_id))
+        frozen.signal_group(signal.SIGSTOP)
+        wait_for(lambda: self.job(job_id).attempts == attempts, 120, f"job {job_id} to go to another worker")
+        frozen.signal_group(signal.SIGCONT)
+        wait_for(
+            lambda: "which no longer owns it" in self.control.text(),
+            60,
+            "the frozen worker's reports dropped",
+        )
+        return frozen
 
     def started_steps(self, job_id: int) -> list[int]:
         """The step each attempt's training started at."""

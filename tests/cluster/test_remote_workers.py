@@ -65,11 +65,7 @@ def test_jobs_run_on_remote_workers_through_stop_kill_and_freeze(cluster: Cluste
     # SIGSTOP of the worker running b: b is handed to another worker; after SIGCONT the frozen
     # worker's late reports are dropped and it stops training b.
     reached = c.wait_checkpoint(b.id, after_step=reached)
-    frozen = c.worker_of(c.job(b.id))
-    frozen.signal_group(signal.SIGSTOP)
-    wait_for(lambda: c.job(b.id).attempts == 3, 120, "b to be handed to another worker")
-    frozen.signal_group(signal.SIGCONT)
-    wait_for(lambda: "which no longer owns it" in c.control.text(), 60, "the frozen worker's reports dropped")
+    frozen = c.freeze_until_handed_on(b.id, attempts=3)
 
     a = c.wait_state(a.id, {JobState.STOPPED, JobState.FAILED})
     assert a.state == JobState.STOPPED, a.error

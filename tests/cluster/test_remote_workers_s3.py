@@ -46,11 +46,7 @@ def test_with_an_s3_store_a_job_survives_kill_freeze_and_shutdown(s3_cluster: Cl
     assert c.started_steps(job.id)[1] >= reached > 0  # from the checkpoint in S3, not from step 0
 
     reached = c.wait_checkpoint(job.id, after_step=reached)
-    frozen = c.worker_of(c.job(job.id))
-    frozen.signal_group(signal.SIGSTOP)
-    wait_for(lambda: c.job(job.id).attempts == 3, 120, "the job to be handed to another worker")
-    frozen.signal_group(signal.SIGCONT)
-    wait_for(lambda: "which no longer owns it" in c.control.text(), 60, "the frozen worker's reports dropped")
+    frozen = c.freeze_until_handed_on(job.id, attempts=3)
     wait_for(lambda: len(c.started_steps(job.id)) == 3, 60, "the third start")
     assert c.started_steps(job.id)[2] >= reached
 
