@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MODELS = ("ssd_mobilenet_v2_320", "ssd_mobilenet_v2_fpnlite_320")
+MODELS = ("ssd_mobilenet_v2_320", "ssd_mobilenet_v2_fpnlite_320", "ssd_mobilenet_v2_fpnlite_p3p6_320")
 DEFAULT_MODEL = MODELS[0]
 CHECKPOINT_EVERY = 100
 

@@ -67,3 +67,14 @@ def fpn_anchors(
 
 def fpn_anchors_per_cell(scales_per_octave: int = 2, ratios: int = 3) -> int:
     return scales_per_octave * ratios
+
+
+def prior_anchors(grids: Sequence[int], strides: float = 4.0) -> np.ndarray:
+    """One square prior per cell, `strides` cells wide (anchor-free detectors' single prior, as ATSS
+    and FCOS use it): on a 320 input, 32 px at stride 8 up to 256 px at stride 64. The network
+    regresses boxes from it through the same centre-size coder the TFLite op decodes with."""
+    out: list[tuple[float, float, float, float]] = []
+    for grid in grids:
+        size = strides / grid
+        out.extend(_grid(grid, [(size, size)]))
+    return np.asarray(out, dtype=np.float32)

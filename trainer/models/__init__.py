@@ -16,4 +16,8 @@ def build_detector(config: TrainConfig) -> Detector:
         from trainer.models.fpnlite import build_fpnlite
 
         return build_fpnlite(config)
+    if config.model == "ssd_mobilenet_v2_fpnlite_p3p6_320":
+        from trainer.models.fpnlite import build_fpnlite_p3p6
+
+        return build_fpnlite_p3p6(config)
     raise ValueError(f"unknown model {config.model!r}")

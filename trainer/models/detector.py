@@ -24,10 +24,12 @@ class Detector:
     anchors: np.ndarray
     config: TrainConfig
     level_sizes: tuple[int, ...]
+    # Which anchors learn which object: the config's choice unless the model is built for one
+    assigner: str = ""
 
     def match(self, gt_boxes: tf.Tensor, gt_classes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """One image's training targets, by the config's assigner (trainer/box_coder.py)."""
         anchors = tf.constant(self.anchors)
-        if self.config.assigner == "atss":
+        if (self.assigner or self.config.assigner) == "atss":
             return box_coder.match_atss(gt_boxes, gt_classes, anchors, self.level_sizes)
         return box_coder.match(gt_boxes, gt_classes, anchors)
