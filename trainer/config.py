@@ -49,6 +49,11 @@ class TrainConfig:
     huber_weight: float = 1.0
     # Which anchors learn which object (trainer/box_coder.py): "iou" (SSD's thresholds) or "atss".
     assigner: str = "iou"
+    # "adam", or "adamw" (decoupled weight decay `weight_decay`, not on BatchNorm or biases);
+    # backbone_rate scales the learning rate of the pretrained backbone's layers (both optimizers).
+    optimizer: str = "adam"
+    weight_decay: float = 0.01
+    backbone_rate: float = 1.0
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -61,6 +66,10 @@ class TrainConfig:
             raise ValueError("augment_until is a fraction of the run, 0 to 1")
         if self.assigner not in ("iou", "atss"):
             raise ValueError("assigner is 'iou' or 'atss'")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError("optimizer is 'adam' or 'adamw'")
+        if not 0.0 < self.backbone_rate <= 1.0 or self.weight_decay < 0.0:
+            raise ValueError("backbone_rate is in (0, 1] and weight_decay is not negative")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay is in [0, 1): 0 turns the weight average off")
 

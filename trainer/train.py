@@ -138,7 +138,7 @@ class Trainer:
         self.anchors = tf.constant(self.detector.anchors)
         # The rate is set before every step from the schedule (it depends on time, which Keras'
         # schedules cannot see); the optimizer holds it in a variable, so nothing is retraced.
-        optimizer = keras.optimizers.Adam(learning_rate=0.0, clipnorm=10.0)
+        optimizer = make_optimizer(cfg, self.detector.network)
         if self.device == "GPU":  # float16 gradients need loss scaling
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         # Its variables exist before the train step is traced: created inside the first call, they
@@ -330,6 +330,48 @@ class Trainer:
         }
         atomic_write(tmp / STATE, json.dumps(state).encode())
         return self.checkpoints.commit(tmp, self.step)
+
+
+class ScaledAdam(keras.optimizers.Adam):
+    """Adam, or AdamW with `weight_decay` (Keras applies it decoupled, at the global rate), with the
+    learning rate of the `slow` variables (by path) scaled by `slow_rate`.
+
+    Keras' optimizers have one rate for every variable; the update step is the one place that
+    sees both the variable and the rate.
+    """
+
+    def __init__(self, slow: set[str], slow_rate: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.slow, self.slow_rate = slow, slow_rate
+        self._slow_indices: set[int] = set()
+
+    def build(self, variables: list) -> None:
+        super().build(variables)
+        # the update step sees the backend's variable, not Keras' (no path): match by Adam's own index
+        self._slow_indices = {self._get_variable_index(v) for v in variables if v.path in self.slow}
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        if self._get_variable_index(variable) in self._slow_indices:
+            learning_rate = learning_rate * self.slow_rate
+        super().update_step(gradient, variable, learning_rate)
+
+
+def make_optimizer(cfg: TrainConfig, network: keras.Model) -> keras.optimizers.Optimizer:
+    """The config's optimizer, per-variable gradient norm clipped at 10."""
+    if cfg.optimizer == "adam" and cfg.backbone_rate == 1.0:
+        return keras.optimizers.Adam(learning_rate=0.0, clipnorm=10.0)
+    slow = set()
+    if cfg.backbone_rate != 1.0:
+        slow = {v.path for v in network.get_layer("backbone").trainable_variables}
+    optimizer = ScaledAdam(
+        slow,
+        cfg.backbone_rate,
+        learning_rate=0.0,
+        clipnorm=10.0,
+        weight_decay=cfg.weight_decay if cfg.optimizer == "adamw" else None,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
 
 
 def _restore_optimizer(optimizer: keras.optimizers.Optimizer, path: Path) -> None:

@@ -38,9 +38,17 @@ DEMO_DATASET = "demo-shapes"
     type=click.IntRange(0, 100_000),
     help="Training steps of the demo model (0: ingest only).",
 )
+@click.option(
+    "--minutes",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 60),
+    help="Training time limit of the demo model: it ends at its steps or this, whichever comes first, "
+    "with the learning rate annealed either way.",
+)
 @json_option
 @click.pass_obj
-def demo(state: State, images: int, steps: int, as_json: bool) -> None:
+def demo(state: State, images: int, steps: int, minutes: int, as_json: bool) -> None:
     """Run the whole pipeline on a synthetic sample dataset in the local team."""
     state.quiet("demo")
     services = state.services
@@ -61,7 +69,7 @@ def demo(state: State, images: int, steps: int, as_json: bool) -> None:
         if not as_json:  # the dataset's advice before the training, not after it
             click.echo(text + "\n")
             text = ""
-        model, summary = _train(state, steps)
+        model, summary = _train(state, steps, minutes)
         result["model"] = model
         text = "\n\n".join(filter(None, [text, summary]))
     emit(result, text)
@@ -76,7 +84,7 @@ DEMO_CONFIG = {
 }
 
 
-def _train(state: State, steps: int) -> tuple[dict[str, object], str]:
+def _train(state: State, steps: int, minutes: int) -> tuple[dict[str, object], str]:
     """Queue a small job (160 px input, width 0.35, from scratch) and run it through a local worker."""
     import threading
 
@@ -91,16 +99,18 @@ def _train(state: State, steps: int) -> tuple[dict[str, object], str]:
         [DEMO_DATASET],
         steps=steps,
         batch_size=16,
-        max_minutes=30,
+        max_minutes=minutes,
         description="fieldlens demo",
         config=DEMO_CONFIG,
     )
     if job.state != JobState.QUEUED:
         raise UserError(f"The demo job could not be queued ({job.state}); see `fieldlens job list`.")
     plan = job.config["plan"]
+    ends = "the time limit" if plan["ends_by"] == "time" else "the steps"  # type: ignore[index]
     click.echo(
-        f"Queued job {job.id}: {job.model} (160 px, width 0.35) for {steps} steps = "
-        f"{plan['epochs']:.0f} epochs of {plan['train_images']} images. "  # type: ignore[index]
+        f"Queued job {job.id}: {job.model} (160 px, width 0.35) for {steps} steps "
+        f"({plan['epochs']:.0f} epochs of {plan['train_images']} images) or {minutes} min of training, "  # type: ignore[index]
+        f"whichever comes first (here, expected: {ends}). "
         "Starting a local worker...",
         err=True,
     )

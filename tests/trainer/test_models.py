@@ -1,10 +1,15 @@
-"""Building a detector refuses weights it cannot load, naming what to use instead (no training)."""
+"""Building each detector: outputs that match its anchors, the small-object head's priors and assignment,
+and weights it cannot load refused with what to use instead (no training)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from trainer.config import TrainConfig
+from trainer import box_coder
+from trainer.anchors import prior_anchors
+from trainer.config import MODELS, TrainConfig
 from trainer.models import build_detector
 from trainer.models.backbone import WeightsUnavailable
 
@@ -16,3 +21,37 @@ def test_bad_weights_are_refused_with_alternatives(tmp_path) -> None:
         )
     with pytest.raises(WeightsUnavailable, match="--weights none"):
         build_detector(TrainConfig(labels=("a",), input_size=96, alpha=0.35, weights="imagenet"))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_predicts_one_box_and_score_row_per_anchor(model) -> None:
+    detector = build_detector(TrainConfig(model=model, labels=("a", "b"), input_size=96, alpha=0.35))
+    boxes, logits = detector.network(np.zeros((1, 96, 96, 3), np.float32))
+    n = len(detector.anchors)
+    assert boxes.shape == (1, n, 4) and logits.shape == (1, n, 2)
+    assert sum(detector.level_sizes) == n
+
+
+def test_the_small_object_head_has_one_prior_a_cell_and_always_assigns_by_atss() -> None:
+    config = TrainConfig(model="ssd_mobilenet_v2_fpnlite_p3p6_320", labels=("a",), alpha=0.35, assigner="iou")
+    detector = build_detector(config)
+    assert detector.level_sizes == (40 * 40, 20 * 20, 10 * 10, 5 * 5)  # P3-P6 on 320 px: strides 8-64
+    first = detector.anchors[0]
+    np.testing.assert_allclose(first, [4 / 320, 4 / 320, 32 / 320, 32 / 320], rtol=1e-6)  # 4 strides
+    # a 28 x 15 px buoy, the median red buoy of robosub: below IoU 0.5 with every prior, still several
+    boxes = tf.constant([[100 / 320, 60 / 320, 115 / 320, 88 / 320]])
+    classes = tf.constant([1])
+    anchors = tf.constant(detector.anchors)
+    atss = box_coder.match_atss(boxes, classes, anchors, detector.level_sizes)
+    got = detector.match(boxes, classes)
+    for a, b in zip(got, atss, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(tf.reduce_sum(tf.cast(got[1] > 0, tf.int32))) >= 2
+    assert float(tf.reduce_max(box_coder.iou(boxes, box_coder.center_to_corners(anchors)))) < 0.5
+
+
+def test_prior_anchors_are_square_cells_wide_and_ordered_row_major() -> None:
+    anchors = prior_anchors([2, 1], strides=4.0)
+    assert anchors.shape == (5, 4)
+    np.testing.assert_allclose(anchors[:2], [[0.25, 0.25, 2.0, 2.0], [0.25, 0.75, 2.0, 2.0]])
+    np.testing.assert_allclose(anchors[4], [0.5, 0.5, 4.0, 4.0])

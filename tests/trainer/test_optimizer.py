@@ -1,0 +1,62 @@
+"""The optimizer a config asks for: a slower pretrained backbone, and AdamW's decoupled decay."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from trainer.config import TrainConfig
+from trainer.train import ScaledAdam, make_optimizer
+
+
+def _network() -> keras.Model:
+    inputs = keras.Input((3,))
+    backbone = keras.Sequential([keras.layers.Dense(4, name="early")], name="backbone")
+    outputs = keras.layers.Dense(2, name="head")(backbone(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def _one_step(config: TrainConfig) -> dict[str, np.ndarray]:
+    """How far one step with a gradient of ones moves each variable, at a rate of 0.01."""
+    network = _network()
+    optimizer = make_optimizer(config, network)
+    optimizer.learning_rate = 0.01
+    before = {v.path: v.numpy().copy() for v in network.trainable_variables}
+    grads = [np.ones(v.shape, np.float32) for v in network.trainable_variables]
+    optimizer.apply_gradients(zip(grads, network.trainable_variables, strict=True))
+    return {v.path: before[v.path] - v.numpy() for v in network.trainable_variables}
+
+
+def test_the_default_is_plain_adam() -> None:
+    optimizer = make_optimizer(TrainConfig(), _network())
+    assert type(optimizer) is keras.optimizers.Adam and optimizer.weight_decay is None
+
+
+def test_the_backbone_moves_at_its_share_of_the_rate() -> None:
+    moved = _one_step(TrainConfig(backbone_rate=0.25))
+    # Adam's first step moves every weight by the rate (times the gradient's sign)
+    for path, delta in moved.items():
+        rate = 0.0025 if "early/" in path else 0.01
+        np.testing.assert_allclose(delta, rate, rtol=1e-3, err_msg=path)
+
+
+def test_adamw_decays_kernels_but_not_biases() -> None:
+    network = _network()
+    for v in network.trainable_variables:
+        v.assign(np.full(v.shape, 2.0, np.float32))
+    optimizer = make_optimizer(TrainConfig(optimizer="adamw", weight_decay=0.5), network)
+    assert isinstance(optimizer, ScaledAdam)
+    optimizer.learning_rate = 0.01
+    zeros = [np.zeros(v.shape, np.float32) for v in network.trainable_variables]
+    optimizer.apply_gradients(zip(zeros, network.trainable_variables, strict=True))
+    for v in network.trainable_variables:
+        expected = 2.0 if v.path.endswith("bias") else 2.0 * (1 - 0.5 * 0.01)
+        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6, err_msg=v.path)
+
+
+def test_bad_optimizer_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="adamw"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="backbone_rate"):
+        TrainConfig(backbone_rate=0.0)
