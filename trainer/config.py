@@ -51,6 +51,9 @@ class TrainConfig:
     assigner: str = "iou"
     # "adam", or "adamw" (decoupled weight decay `weight_decay`, not on BatchNorm or biases);
     # backbone_rate scales the learning rate of the pretrained backbone's layers (both optimizers).
+    # Images of labels found in fewer than this fraction of the training images are repeated
+    # (trainer/data.py::repeat_factors; LVIS uses 0.001 over 1,000+ labels); 0 turns it off.
+    repeat_threshold: float = 0.0
     optimizer: str = "adam"
     weight_decay: float = 0.01
     backbone_rate: float = 1.0
@@ -68,8 +71,8 @@ class TrainConfig:
             raise ValueError("assigner is 'iou' or 'atss'")
         if self.optimizer not in ("adam", "adamw"):
             raise ValueError("optimizer is 'adam' or 'adamw'")
-        if not 0.0 < self.backbone_rate <= 1.0 or self.weight_decay < 0.0:
-            raise ValueError("backbone_rate is in (0, 1] and weight_decay is not negative")
+        if not 0.0 < self.backbone_rate <= 1.0 or self.weight_decay < 0.0 or self.repeat_threshold < 0.0:
+            raise ValueError("backbone_rate is in (0, 1]; weight_decay and repeat_threshold are not negative")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay is in [0, 1): 0 turns the weight average off")
 

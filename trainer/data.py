@@ -146,6 +146,28 @@ def augment(image: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor, size: int):
     return _colour(image), tf.boolean_mask(boxes, keep), tf.boolean_mask(classes, keep)
 
 
+def repeat_factors(samples: Sequence[Sample], threshold: float) -> np.ndarray:
+    """LVIS's repeat factor sampling (Gupta et al., 2019): label c, found in a fraction f_c of the images,
+    has r_c = max(1, sqrt(threshold / f_c)); an image is repeated by the largest r_c of its labels, so
+    images of rare labels are seen more often and images of common ones as before. [n] float64 >= 1."""
+    present = [np.unique(s.classes) for s in samples]
+    labels, counts = np.unique(np.concatenate([*present, np.zeros(0, np.int32)]), return_counts=True)
+    factors = np.maximum(1.0, np.sqrt(threshold * len(samples) / counts))
+    per_label = dict(zip(labels.tolist(), factors.tolist(), strict=True))
+    return np.array([max((per_label[c] for c in p.tolist()), default=1.0) for p in present])
+
+
+def _epoch_order(factors: np.ndarray, seed: int, epochs: int = 64) -> np.ndarray:
+    """`epochs` shuffled passes, image i taken floor(r_i) times plus once more with probability frac(r_i)."""
+    rng = np.random.default_rng(seed)
+    whole = np.floor(factors).astype(np.int64)
+    order = []
+    for _ in range(epochs):
+        times = whole + (rng.random(len(factors)) < factors - whole)
+        order.append(rng.permutation(np.repeat(np.arange(len(factors)), times)))
+    return np.concatenate(order)
+
+
 def train_dataset(
     cache: ImageCache,
     samples: Sequence[Sample],
@@ -153,9 +175,11 @@ def train_dataset(
     batch_size: int,
     seed: int,
     augment_images: bool,
+    repeat_threshold: float = 0.0,
 ) -> tf.data.Dataset:
     """Endless shuffled batches of (images [B,S,S,3] float32, (box targets [B,N,4], class targets [B,N],
-    weights [B,N])). `match` turns one image's boxes and classes into its targets (Detector.match)."""
+    weights [B,N])). `match` turns one image's boxes and classes into its targets (Detector.match).
+    With `repeat_threshold` > 0, images of rare labels come more often (repeat_factors)."""
     size = int(cache.images.shape[1])
     boxes, classes, counts = _pad_targets(samples)
     images = cache.images
@@ -171,7 +195,11 @@ def train_dataset(
             image, b, c = augment(image, b, c, size)
         return image, match(b, c)
 
-    ds = tf.data.Dataset.range(len(samples)).repeat().shuffle(min(len(samples), 2048), seed=seed)
+    if repeat_threshold > 0:
+        order = _epoch_order(repeat_factors(samples, repeat_threshold), seed)
+        ds = tf.data.Dataset.from_tensor_slices(order).repeat()
+    else:
+        ds = tf.data.Dataset.range(len(samples)).repeat().shuffle(min(len(samples), 2048), seed=seed)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -272,6 +272,7 @@ class Trainer:
             cfg.batch_size,
             cfg.seed + self.step,
             self.augmenting,
+            cfg.repeat_threshold,
         )
         return iter(dataset)
 
