@@ -16,7 +16,7 @@ STATE_SENTENCES: dict[JobState, str] = {
     JobState.STOPPING: "Stopped training; turning the last checkpoint into a model.",
     JobState.STOPPED: "Stopped early; the model from its last checkpoint was delivered.",
     JobState.CANCELED: "Canceled before its first checkpoint: nothing was kept and its minutes are back.",
-    JobState.SUCCEEDED: "Finished every step; the model is ready.",
+    JobState.SUCCEEDED: "Finished its steps or its time; the model is ready.",
     JobState.FAILED: "Training failed; its minutes are back.",
     JobState.TRY_AGAIN_LATER: "Not started: the queue was full. Nothing was reserved.",
 }

@@ -40,7 +40,7 @@ DEMO_DATASET = "demo-shapes"
 )
 @click.option(
     "--minutes",
-    default=3,
+    default=4,
     show_default=True,
     type=click.IntRange(1, 60),
     help="Training time limit of the demo model: it ends at its steps or this, whichever comes first, "

@@ -1,6 +1,6 @@
 """Remote workers end to end with a file:// store: a real redis-server, real `fieldlens control` and
 `fieldlens worker --broker` processes, real tiny training, and the bot machine's SQLite as the only
-record. The same with an s3:// store: test_remote_workers_s3.py.
+record. The s3:// store, with a frozen worker and a shutdown: test_remote_workers_s3.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
 
 
-def test_jobs_run_on_remote_workers_through_stop_kill_and_freeze(cluster: Cluster) -> None:
+def test_jobs_run_on_remote_workers_through_stop_kill_and_drain(cluster: Cluster) -> None:
+    """Three jobs on two workers: a kill (resumed elsewhere from its checkpoint), a stop with a model, a
+    stop before the first checkpoint, then draining. A frozen worker and a shutdown are in the s3://
+    scenario, which runs beside this one (the hand-on does not depend on the store)."""
     c = cluster
     w1, w2 = c.start_worker(), c.start_worker()
     a, b, third = c.queue(300), c.queue(60), c.queue(20)
@@ -62,11 +65,6 @@ def test_jobs_run_on_remote_workers_through_stop_kill_and_freeze(cluster: Cluste
     wait_for(lambda: len(c.started_steps(b.id)) == 2, 60, "b's second start")
     assert c.started_steps(b.id)[1] >= reached > 0  # resumed, not restarted from step 0
 
-    # SIGSTOP of the worker running b: b is handed to another worker; after SIGCONT the frozen
-    # worker's late reports are dropped and it stops training b.
-    reached = c.wait_checkpoint(b.id, after_step=reached)
-    frozen = c.freeze_until_handed_on(b.id, attempts=3)
-
     a = c.wait_state(a.id, {JobState.STOPPED, JobState.FAILED})
     assert a.state == JobState.STOPPED, a.error
     assert a.model_id is not None
@@ -75,7 +73,6 @@ def test_jobs_run_on_remote_workers_through_stop_kill_and_freeze(cluster: Cluste
 
     b = c.wait_state(b.id, {JobState.SUCCEEDED, JobState.FAILED}, timeout=300)
     assert b.state == JobState.SUCCEEDED, b.error
-    assert c.worker_of(b) is not frozen
     assert c.started_steps(b.id)[-1] >= reached
     assert states(c.services, b.id).count(JobState.SUCCEEDED) == 1
     assert (
