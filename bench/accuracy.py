@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> dict:
 
 ROWS = (
     ("revision", "revision", "{}"),
+    ("model", "model", "{}"),
     ("changes", "changes", "{}"),
     ("seed", "seed", "{}"),
     ("steps_completed", "steps", "{}"),
