@@ -106,11 +106,10 @@ def _train(state: State, steps: int, minutes: int) -> tuple[dict[str, object], s
     if job.state != JobState.QUEUED:
         raise UserError(f"The demo job could not be queued ({job.state}); see `fieldlens job list`.")
     plan = job.config["plan"]
-    ends = "the time limit" if plan["ends_by"] == "time" else "the steps"  # type: ignore[index]
     click.echo(
         f"Queued job {job.id}: {job.model} (160 px, width 0.35) for {steps} steps "
         f"({plan['epochs']:.0f} epochs of {plan['train_images']} images) or {minutes} min of training, "  # type: ignore[index]
-        f"whichever comes first (here, expected: {ends}). "
+        "whichever comes first. "
         "Starting a local worker...",
         err=True,
     )
