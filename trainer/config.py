@@ -49,11 +49,12 @@ class TrainConfig:
     huber_weight: float = 1.0
     # Which anchors learn which object (trainer/box_coder.py): "iou" (SSD's thresholds) or "atss".
     assigner: str = "iou"
-    # "adam", or "adamw" (decoupled weight decay `weight_decay`, not on BatchNorm or biases);
-    # backbone_rate scales the learning rate of the pretrained backbone's layers (both optimizers).
     # Images of labels found in fewer than this fraction of the training images are repeated
     # (trainer/data.py::repeat_factors; LVIS uses 0.001 over 1,000+ labels); 0 turns it off.
     repeat_threshold: float = 0.0
+    # "adam", or "adamw" (decoupled weight decay `weight_decay`, not on BatchNorm or biases, on top of
+    # the layers' own L2 term); backbone_rate scales the learning rate of the MobileNetV2 backbone's
+    # layers, pretrained or not (either optimizer).
     optimizer: str = "adam"
     weight_decay: float = 0.01
     backbone_rate: float = 1.0

@@ -371,7 +371,9 @@ def make_optimizer(cfg: TrainConfig, network: keras.Model) -> keras.optimizers.O
         clipnorm=10.0,
         weight_decay=cfg.weight_decay if cfg.optimizer == "adamw" else None,
     )
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    # by identity: a name pattern would also match a kernel whose layer name holds "bias" or "beta"
+    no_decay = [v for v in network.trainable_variables if v.name in ("gamma", "beta", "bias")]
+    optimizer.exclude_from_weight_decay(var_list=no_decay)
     return optimizer
 
 
