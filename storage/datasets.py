@@ -34,7 +34,7 @@ from storage.errors import (
     NotFound,
 )
 from storage.voc.archive import Limits, open_archive
-from storage.voc.lint import label_stats, leak_advice, lint
+from storage.voc.lint import label_stats, leak_advice, lint, validation_advice
 from storage.voc.reader import ImageDraft, plural, read_dataset
 from storage.voc.split import SplitPlan, plan_splits, regroup
 
@@ -180,6 +180,7 @@ class DatasetStore:
                     self.val_fraction,
                     self.split_seed,
                     read.layout.split_source,
+                    labels=[{b.label for b in d.boxes} for d in drafts],
                 )
                 durable.result()  # no row names a blob before every blob is on disk
             if not any(s is Split.TRAIN for s in plan.splits):
@@ -234,7 +235,9 @@ class DatasetStore:
                         sum(s.boxes for s in stats),
                         json.dumps({s.label: s.boxes for s in sorted(stats, key=lambda s: s.label)}),
                         json.dumps(warnings),
-                        json.dumps(lint(images) + leak_advice(plan.leaks)),
+                        json.dumps(
+                            lint(images) + leak_advice(plan.leaks) + validation_advice(images, plan.splits)
+                        ),
                         self.split_seed,
                         self.val_fraction,
                         source,

@@ -135,3 +135,23 @@ def leak_advice(leaks: Mapping[Split, int]) -> list[str]:
                 "will keep near copies on one side."
             )
     return out
+
+
+def validation_advice(images: Sequence[HasBoxes], splits: Sequence[Split]) -> list[str]:
+    """Advice when some labels have no validation image, so their accuracy goes unmeasured."""
+    if Split.VAL not in splits:
+        return []
+    seen: dict[str, set[Split]] = defaultdict(set)
+    for img, split in zip(images, splits, strict=True):
+        for b in img.boxes:
+            seen[b.label].add(split)
+    missing = sorted(label for label, sides in seen.items() if Split.VAL not in sides)
+    if not missing:
+        return []
+    names = ", ".join(f"'{m}'" for m in missing)
+    return [
+        f"No validation image shows {names}, so the model's accuracy on "
+        f"{'it' if len(missing) == 1 else 'them'} cannot be measured. Those photos are few, or all "
+        "in one run of video frames (kept together so validation stays honest): add photos from "
+        "another session or video."
+    ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from storage.domain import Split
@@ -32,8 +32,22 @@ def _groups(filenames: Sequence[str], hashes: Sequence[int], val_fraction: float
     return group_images(filenames, hashes, max_group)
 
 
-def _draw(pool: list[int], groups: Groups, val_fraction: float, seed: int, names: Sequence[str]) -> set[int]:
-    """Indices of `pool` drawn for validation, whole groups at a time, the same for the same input."""
+def _draw(
+    pool: list[int],
+    groups: Groups,
+    val_fraction: float,
+    seed: int,
+    names: Sequence[str],
+    labels: Sequence[Collection[str]] | None = None,
+) -> set[int]:
+    """Indices of `pool` drawn for validation, whole groups at a time, the same for the same input.
+
+    With `labels` (the labels in each image) the draw is stratified: the groups holding the rarest
+    labels are placed first, and a group goes to validation when that brings every label's share of
+    validation images, and the number of validation images, closer to `val_fraction`. Competition
+    footage comes as long runs of frames, one task after another; a plain draw of a few runs can
+    leave most labels out of validation, and their accuracy unmeasured.
+    """
     if val_fraction <= 0 or len(pool) < 2:
         return set()
     target = min(max(round(len(pool) * val_fraction), 1), len(pool) - 1)
@@ -42,12 +56,56 @@ def _draw(pool: list[int], groups: Groups, val_fraction: float, seed: int, names
         in_pool.setdefault(groups.of[i], []).append(i)
     order = sorted(in_pool.values(), key=lambda members: min(names[i] for i in members))
     random.Random(seed).shuffle(order)
-    val: set[int] = set()
+    if labels is None:
+        val: set[int] = set()
+        for members in order:
+            if len(val) >= target:
+                break
+            if len(val) + len(members) <= len(pool) - 1:
+                val.update(members)
+        return val
+    return _stratified(order, labels, val_fraction, target, len(pool))
+
+
+def _stratified(
+    order: list[list[int]], labels: Sequence[Collection[str]], fraction: float, target: int, pool_size: int
+) -> set[int]:
+    totals: Counter[str] = Counter()
+    in_group: list[Counter[str]] = []
     for members in order:
-        if len(val) >= target:
-            break
-        if len(val) + len(members) <= len(pool) - 1:
+        c: Counter[str] = Counter()
+        for i in members:
+            c.update(set(labels[i]) or {""})  # photos without objects are a stratum of their own
+        in_group.append(c)
+        totals.update(c)
+    want = {label: fraction * n for label, n in totals.items()}
+    scale = {label: max(w, 1.0) for label, w in want.items()}  # relative error; 1 image for the rarest
+    weight_images = max(len(totals), 1)  # the image count weighs as much as all the labels together
+    # Rarest label first (ties keep the seeded order): their few groups are placed while there is room.
+    rank = sorted(
+        range(len(order)), key=lambda g: min(totals[lbl] for lbl in in_group[g])
+    )
+    have: Counter[str] = Counter()
+    val: set[int] = set()
+    for g in rank:
+        members = order[g]
+        if len(val) + len(members) > pool_size - 1 or any(
+            2 * (have[label] + n) > totals[label] or (have[label] and have[label] + n > 1.5 * want[label])
+            for label, n in in_group[g].items()
+        ):
+            # Training keeps at least half of every label's images; only a label's first group may
+            # take it past 1.5x its share.
+            continue
+        gain = weight_images * (
+            ((len(val) - target) / target) ** 2 - ((len(val) + len(members) - target) / target) ** 2
+        )
+        for label, n in in_group[g].items():
+            gain += ((have[label] - want[label]) ** 2 - (have[label] + n - want[label]) ** 2) / scale[
+                label
+            ] ** 2
+        if gain > 0:
             val.update(members)
+            have.update(in_group[g])
     return val
 
 
@@ -81,8 +139,11 @@ def plan_splits(
     val_fraction: float,
     seed: int,
     export_source: str = "",
+    labels: Sequence[Collection[str]] | None = None,
 ) -> SplitPlan:
-    """Final splits for images with the export's `hints` (None: the export says nothing for it)."""
+    """Final splits for images with the export's `hints` (None: the export says nothing for it).
+
+    `labels`, the labels in each image, stratify the validation FieldLens draws (see `_draw`)."""
     groups = _groups(filenames, hashes, val_fraction)
     has = set(hints)
     splits = [h or Split.TRAIN for h in hints]
@@ -96,11 +157,13 @@ def plan_splits(
         pool = [i for i, h in enumerate(hints) if h is not Split.TEST]
         for i in pool:
             splits[i] = Split.TRAIN
-        for i in _draw(pool, groups, val_fraction, seed, filenames):
+        for i in _draw(pool, groups, val_fraction, seed, filenames, labels):
             splits[i] = Split.VAL
         together = sum(1 for g in Counter(groups.of[i] for i in pool).values() if g > 1)
         how = (
-            f"drawn by FieldLens ({round(val_fraction * 100)}% of the photos, seeded), keeping "
+            f"drawn by FieldLens ({round(val_fraction * 100)}% of the photos, seeded"
+            + (", about as much of every label" if labels is not None else "")
+            + "), keeping "
             f"{plural(together, 'group')} of near-identical photos or neighbouring frames on one side"
         )
         if kept and Split.TEST in has:
