@@ -70,6 +70,15 @@ def _revision() -> str:
         return "unknown"
 
 
+def _boxes_per_label(samples, names) -> dict[str, int]:
+    """How many boxes of each label the validation images hold (a label with none is not measured)."""
+    counts = dict.fromkeys(names, 0)
+    for s in samples:
+        for c in s.classes.tolist():
+            counts[names[c - 1]] += 1  # class 0 is the background
+    return counts
+
+
 def run(args: argparse.Namespace) -> dict:
     from storage.model_folder import ModelFolder
     from storage.plan import make_plan
@@ -115,6 +124,8 @@ def run(args: argparse.Namespace) -> dict:
             "dataset": args.zip.name,
             "model": config.model,
             "minutes": args.minutes,
+            "val_images": len(data.val),
+            "val_boxes_per_label": _boxes_per_label(data.val, labels.labels),
             "steps_completed": result.steps_completed,
             "stopped_by": result.reason,
             "training_minutes": result.seconds / 60,

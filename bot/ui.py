@@ -164,6 +164,12 @@ def model_embed(model: Model, manifest: Manifest, page: str | None = None) -> di
             value=_clip([f"`{k}` {v:.3f}" for k, v in per_class.items()]),
             inline=False,
         )
+    if per_class and (unmeasured := [label for label in model.labels if label not in per_class]):
+        e.add_field(
+            name="Not measured",
+            value=_clip([f"No validation image shows {', '.join(f'`{u}`' for u in unmeasured)}."]),
+            inline=False,
+        )
     if manifest.thresholds is not None:
         t = manifest.thresholds
         e.add_field(

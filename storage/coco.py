@@ -73,14 +73,19 @@ def coco_evaluate(
 
 
 def coco_figures(ev: Any | None, labels: Sequence[str]) -> dict[str, Any]:
-    """mAP@0.5, mAP@0.5:0.95 and AP@0.5 per label of a COCOeval (all zero without one)."""
-    figures: dict[str, Any] = {"map50": 0.0, "map50_95": 0.0, "per_class_ap50": {n: 0.0 for n in labels}}
+    """mAP@0.5, mAP@0.5:0.95 and AP@0.5 per label of a COCOeval (zero without one).
+
+    A label no evaluated image shows is left out of the per-label figures: it was not measured,
+    which is not the same as an AP of 0 (COCO's means leave it out too)."""
+    figures: dict[str, Any] = {"map50": 0.0, "map50_95": 0.0, "per_class_ap50": {}}
     if ev is None:
+        figures["per_class_ap50"] = {n: 0.0 for n in labels}
         return figures
     figures["map50_95"] = max(float(ev.stats[0]), 0.0)
     figures["map50"] = max(float(ev.stats[1]), 0.0)
     precision = ev.eval["precision"]  # [T, R, K, A, M]
     for k, name in enumerate(labels):
         p = precision[0, :, k, 0, -1]
-        figures["per_class_ap50"][name] = float(np.mean(p[p > -1])) if np.any(p > -1) else 0.0
+        if np.any(p > -1):
+            figures["per_class_ap50"][name] = float(np.mean(p[p > -1]))
     return figures

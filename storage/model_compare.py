@@ -65,6 +65,10 @@ class Figures:
     median_ms: float
 
 
+def _ap(value: float | None) -> str:
+    return "not shown" if value is None else f"{value:.3f}"  # no photo of the label among those compared
+
+
 @dataclass(frozen=True)
 class Comparison:
     images: int
@@ -84,8 +88,8 @@ class Comparison:
             *[
                 (
                     f"AP@0.5 {label}",
-                    f"{a.per_label_ap50.get(label, 0):.3f}",
-                    f"{b.per_label_ap50.get(label, 0):.3f}",
+                    _ap(a.per_label_ap50.get(label)),
+                    _ap(b.per_label_ap50.get(label)),
                 )
                 for label in self.labels
             ],

@@ -226,6 +226,8 @@ def info(state: State, model_ref: str, team: str, as_json: bool) -> None:
         f"mAP@0.5:0.95 float {m.map50_95_float:.3f}  int8 {m.map50_95_int8:.3f}",
         "per-class AP@0.5 (int8): " + ", ".join(f"{k} {v:.3f}" for k, v in m.per_class_ap50.items()),
     ]
+    if unmeasured := [label for label in manifest.labels if label not in m.per_class_ap50]:
+        lines += [f"not measured (no validation image shows them): {', '.join(unmeasured)}"]
     if manifest.thresholds is not None:
         lines += [f"score thresholds, {manifest.thresholds.robot_sentence()}"]
         lines += [f"  {line}" for line in manifest.thresholds.label_lines()]

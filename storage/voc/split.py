@@ -82,9 +82,7 @@ def _stratified(
     scale = {label: max(w, 1.0) for label, w in want.items()}  # relative error; 1 image for the rarest
     weight_images = max(len(totals), 1)  # the image count weighs as much as all the labels together
     # Rarest label first (ties keep the seeded order): their few groups are placed while there is room.
-    rank = sorted(
-        range(len(order)), key=lambda g: min(totals[lbl] for lbl in in_group[g])
-    )
+    rank = sorted(range(len(order)), key=lambda g: min(totals[lbl] for lbl in in_group[g]))
     have: Counter[str] = Counter()
     val: set[int] = set()
     for g in rank:
