@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> dict:
     from trainer.pipeline import load_data, train_and_deliver
 
     changes = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
+    revision = _revision()  # the code this run loaded, before anything is committed during it
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         services = open_services(Settings(home=home / "home"))
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> dict:
         m = manifest.metrics
         figures = {
             "name": args.name,
-            "revision": _revision(),
+            "revision": revision,
             "changes": changes,
             "seed": args.seed,
             "dataset": args.zip.name,
