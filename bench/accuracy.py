@@ -180,8 +180,13 @@ def table(results: Path) -> str:
             out.append(f"| {title} | " + " | ".join(cells) + " |")
         labels = dict.fromkeys(k for r in group for k in r.get("per_label_ap50_int8", {}))
         for label in labels:
-            cells = [f"{r.get('per_label_ap50_int8', {}).get(label, float('nan')):.2f}" for r in group]
-            out.append(f"| AP@0.5 {label} | " + " | ".join(cells) + " |")
+            # "-": not measured (no validation box of the label; runs recorded before 2026-11-23
+            # wrote 0.00 for those, so read 0.00 beside a "-" as not measured too)
+            ap = [r.get("per_label_ap50_int8", {}).get(label) for r in group]
+            cells = ["-" if a is None else f"{a:.2f}" for a in ap]
+            boxes = {r["val_boxes_per_label"].get(label) for r in group if r.get("val_boxes_per_label")}
+            shown = f" ({boxes.pop()} val boxes)" if len(boxes) == 1 else ""
+            out.append(f"| AP@0.5 {label}{shown} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
 
