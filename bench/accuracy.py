@@ -178,7 +178,9 @@ def table(results: Path) -> str:
         for key, title, fmt in ROWS:
             cells = [fmt.format(r[key]) if r.get(key) not in (None, {}) else "-" for r in group]
             out.append(f"| {title} | " + " | ".join(cells) + " |")
-        labels = dict.fromkeys(k for r in group for k in r.get("per_label_ap50_int8", {}))
+        labels = dict.fromkeys(
+            k for r in group for k in (*r.get("per_label_ap50_int8", {}), *r.get("val_boxes_per_label", {}))
+        )
         for label in labels:
             # "-": not measured (no validation box of the label; runs recorded before 2026-11-23
             # wrote 0.00 for those, so read 0.00 beside a "-" as not measured too)

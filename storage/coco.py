@@ -72,14 +72,21 @@ def coco_evaluate(
     return ev
 
 
-def coco_figures(ev: Any | None, labels: Sequence[str]) -> dict[str, Any]:
+def coco_figures(
+    ev: Any | None, labels: Sequence[str], truths: Sequence[tuple[np.ndarray, np.ndarray]] | None = None
+) -> dict[str, Any]:
     """mAP@0.5, mAP@0.5:0.95 and AP@0.5 per label of a COCOeval (zero without one).
 
     A label no evaluated image shows is left out of the per-label figures: it was not measured,
     which is not the same as an AP of 0 (COCO's means leave it out too)."""
     figures: dict[str, Any] = {"map50": 0.0, "map50_95": 0.0, "per_class_ap50": {}}
-    if ev is None:
-        figures["per_class_ap50"] = {n: 0.0 for n in labels}
+    if ev is None:  # nothing detected (or nothing to find): 0 for every label the truths show
+        shown = (
+            None
+            if truths is None
+            else {int(c) for _, classes in truths for c in np.asarray(classes).tolist()}
+        )
+        figures["per_class_ap50"] = {n: 0.0 for k, n in enumerate(labels) if shown is None or k + 1 in shown}
         return figures
     figures["map50_95"] = max(float(ev.stats[0]), 0.0)
     figures["map50"] = max(float(ev.stats[1]), 0.0)

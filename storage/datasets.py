@@ -236,7 +236,9 @@ class DatasetStore:
                         json.dumps({s.label: s.boxes for s in sorted(stats, key=lambda s: s.label)}),
                         json.dumps(warnings),
                         json.dumps(
-                            lint(images) + leak_advice(plan.leaks) + validation_advice(images, plan.splits)
+                            lint(images)
+                            + leak_advice(plan.leaks)
+                            + validation_advice(images, plan.splits, plan.drawn)
                         ),
                         self.split_seed,
                         self.val_fraction,

@@ -66,7 +66,7 @@ class Figures:
 
 
 def _ap(value: float | None) -> str:
-    return "not shown" if value is None else f"{value:.3f}"  # no photo of the label among those compared
+    return "not measured" if value is None else f"{value:.3f}"  # no photo of the label among those compared
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def compare_models(
             found[k].append(_detections(detections, labels))
     figures = []
     for k, (model, folder, manifest) in enumerate(zip((first, second), folders, manifests, strict=True)):
-        coco = coco_figures(coco_evaluate(truths, found[k], labels), labels)
+        coco = coco_figures(coco_evaluate(truths, found[k], labels), labels, truths)
         t = manifest.thresholds
         figures.append(
             Figures(

@@ -80,7 +80,7 @@ def coco_metrics(
     precision/recall at `score_threshold`, and a confusion matrix (rows: true label or 'background',
     columns: predicted label or 'missed')."""
     ev = coco_evaluate(truths, predictions, labels)
-    metrics: dict[str, object] = coco_figures(ev, labels)
+    metrics: dict[str, object] = coco_figures(ev, labels, truths)
     if ev is not None:
         metrics["pr_curves"] = pr_curves(ev.eval["precision"], ev.eval["scores"], ev.params.recThrs, labels)
     metrics.update(_threshold_stats(truths, predictions, labels, score_threshold))

@@ -137,21 +137,30 @@ def leak_advice(leaks: Mapping[Split, int]) -> list[str]:
     return out
 
 
-def validation_advice(images: Sequence[HasBoxes], splits: Sequence[Split]) -> list[str]:
-    """Advice when some labels have no validation image, so their accuracy goes unmeasured."""
+def validation_advice(images: Sequence[HasBoxes], splits: Sequence[Split], drawn: bool) -> list[str]:
+    """Advice when some labels have no validation image, so their accuracy goes unmeasured.
+
+    `drawn`: FieldLens drew the validation images (else they are the export's own, or a combined
+    dataset's). A label the test images show is measured there and not named."""
     if Split.VAL not in splits:
         return []
     seen: dict[str, set[Split]] = defaultdict(set)
     for img, split in zip(images, splits, strict=True):
         for b in img.boxes:
             seen[b.label].add(split)
-    missing = sorted(label for label, sides in seen.items() if Split.VAL not in sides)
+    missing = sorted(label for label, sides in seen.items() if not sides & {Split.VAL, Split.TEST})
     if not missing:
         return []
     names = ", ".join(f"'{m}'" for m in missing)
+    it = "it" if len(missing) == 1 else "them"
+    if drawn:
+        return [
+            f"No validation photo shows {names}: there are too few photos of {it}, or they are all one "
+            f"run of similar frames, so FieldLens kept them for training, and the model's accuracy on "
+            f"{it} cannot be measured. Add photos of {names} from another video or session."
+        ]
     return [
-        f"No validation image shows {names}, so the model's accuracy on "
-        f"{'it' if len(missing) == 1 else 'them'} cannot be measured. Those photos are few, or all "
-        "in one run of video frames (kept together so validation stays honest): add photos from "
-        "another session or video."
+        f"The validation photos show no {names}, so the model's accuracy on "
+        f"{it} cannot be measured. In your labelling tool, move a few photos of {it} from another video "
+        "or session to validation, or upload the export without a split and FieldLens will draw one."
     ]

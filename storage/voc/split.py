@@ -25,6 +25,7 @@ class SplitPlan:
     # Validation/test images of the export's own split that are near copies of a training image
     # (a split FieldLens drew keeps near copies together; the note says where chains were cut).
     leaks: dict[Split, int]
+    drawn: bool = False  # FieldLens drew the validation images (else they came from the export)
 
 
 def _groups(filenames: Sequence[str], hashes: Sequence[int], val_fraction: float) -> Groups:
@@ -64,7 +65,11 @@ def _draw(
             if len(val) + len(members) <= len(pool) - 1:
                 val.update(members)
         return val
-    return _stratified(order, labels, val_fraction, target, len(pool))
+    # A split too small to stratify (every photo the only one of its label, say) is drawn plainly
+    # rather than left without validation.
+    return _stratified(order, labels, val_fraction, target, len(pool)) or _draw(
+        pool, groups, val_fraction, seed, names
+    )
 
 
 def _stratified(
@@ -88,16 +93,19 @@ def _stratified(
     for g in rank:
         members = order[g]
         if len(val) + len(members) > pool_size - 1 or any(
-            2 * (have[label] + n) > totals[label] or (have[label] and have[label] + n > 1.5 * want[label])
+            label
+            and (
+                2 * (have[label] + n) > totals[label] or (have[label] and have[label] + n > 1.5 * want[label])
+            )
             for label, n in in_group[g].items()
         ):
             # Training keeps at least half of every label's images; only a label's first group may
-            # take it past 1.5x its share.
+            # take it past 1.5x its share (photos without objects are free to go).
             continue
         gain = weight_images * (
             ((len(val) - target) / target) ** 2 - ((len(val) + len(members) - target) / target) ** 2
         )
-        for label, n in in_group[g].items():
+        for label, n in sorted(in_group[g].items()):  # one order, whatever the hash seed
             gain += ((have[label] - want[label]) ** 2 - (have[label] + n - want[label]) ** 2) / scale[
                 label
             ] ** 2
@@ -178,7 +186,13 @@ def plan_splits(
                 "too long to keep whole and cut in file-name order."
             )
     found = leaks(splits, groups)
-    return SplitPlan(splits, _dup_groups(groups), note, {s: n for s, n in found.items() if s in from_export})
+    return SplitPlan(
+        splits,
+        _dup_groups(groups),
+        note,
+        {s: n for s, n in found.items() if s in from_export},
+        drawn=Split.VAL not in from_export,
+    )
 
 
 def regroup(filenames: Sequence[str], hashes: Sequence[int], splits: Sequence[Split]) -> SplitPlan:

@@ -35,3 +35,10 @@ def test_a_label_without_ground_truth_is_left_out_and_a_missed_label_scores_zero
 
 def test_without_any_evaluation_every_label_reads_zero() -> None:
     assert coco_figures(None, ["ball", "cone"])["per_class_ap50"] == {"ball": 0.0, "cone": 0.0}
+
+
+def test_with_nothing_detected_only_the_labels_the_truths_show_score_zero() -> None:
+    truths = [(BALL, np.array([1]))]
+    nothing = [Found(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))]
+    figures = coco_figures(coco_evaluate(truths, nothing, ["ball", "cone"]), ["ball", "cone"], truths)
+    assert figures["per_class_ap50"] == {"ball": 0.0}

@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import random
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 from PIL import Image, ImageDraw
 
-from storage.domain import Split
+from storage.domain import Box, Split
 from storage.services import Services
+from storage.voc.lint import validation_advice
 from storage.voc.split import plan_splits
 from tests.vocdata import make_zip, voc_xml
 
@@ -116,6 +118,36 @@ def test_an_upload_says_which_labels_validation_cannot_measure(services: Service
         by_split.setdefault(img.split, set()).update(b.label for b in img.boxes)
     assert {"ball", "cone", "duck"} <= by_split[Split.VAL]
     assert "gate" in by_split[Split.TRAIN] and "gate" not in by_split[Split.VAL]
-    advice = [line for line in report.dataset.lint if "No validation image shows" in line]
+    advice = [line for line in report.dataset.lint if "No validation photo shows" in line]
     assert advice == [advice[0]] and "'gate'" in advice[0] and "'ball'" not in advice[0]
-    assert "add photos from another session" in advice[0]
+    assert "'key'" in advice[0]  # its one photo in this upload stays in training too
+    assert "Add photos of 'gate', 'key' from another video or session" in advice[0]
+
+
+def test_a_pool_too_small_to_stratify_still_gets_validation() -> None:
+    """Two photos, each the only one of its label: no stratified choice keeps half of both in training."""
+    plan = plan_splits(["a.jpg", "b.jpg"], [1, 2**63], [None, None], 0.2, 0, labels=[{"cone"}, {"ball"}])
+    assert sorted(plan.splits) == sorted([Split.TRAIN, Split.VAL])
+
+
+@dataclass
+class _Photo:
+    filename: str
+    boxes: list[Box]
+    sha256: str = ""
+    width: int = 64
+    height: int = 48
+
+
+def test_advice_for_an_exports_own_split_and_none_for_a_label_the_test_images_show() -> None:
+    photos = [
+        _Photo(f"{i}.jpg", [Box(label, 1, 1, 9, 9)])
+        for i, label in enumerate(["ball", "ball", "gate", "cone"])
+    ]
+    splits = [Split.TRAIN, Split.VAL, Split.TRAIN, Split.TEST]
+    (advice,) = validation_advice(photos, splits, drawn=False)
+    assert "show no 'gate'" in advice and "'cone'" not in advice  # cone is measured on the test photos
+    assert "move a few photos of it" in advice and "upload the export without a split" in advice
+    assert (
+        validation_advice(photos, [Split.TRAIN] * 4, drawn=True) == []
+    )  # no validation at all: said elsewhere
