@@ -57,19 +57,21 @@ def _draw(
         in_pool.setdefault(groups.of[i], []).append(i)
     order = sorted(in_pool.values(), key=lambda members: min(names[i] for i in members))
     random.Random(seed).shuffle(order)
-    if labels is None:
-        val: set[int] = set()
-        for members in order:
-            if len(val) >= target:
-                break
-            if len(val) + len(members) <= len(pool) - 1:
-                val.update(members)
-        return val
     # A split too small to stratify (every photo the only one of its label, say) is drawn plainly
     # rather than left without validation.
-    return _stratified(order, labels, val_fraction, target, len(pool)) or _draw(
-        pool, groups, val_fraction, seed, names
-    )
+    stratified = set() if labels is None else _stratified(order, labels, val_fraction, target, len(pool))
+    return stratified or _plain(order, target, len(pool))
+
+
+def _plain(order: list[list[int]], target: int, pool_size: int) -> set[int]:
+    """Whole groups in the seeded order until `target` images, leaving training at least one."""
+    val: set[int] = set()
+    for members in order:
+        if len(val) >= target:
+            break
+        if len(val) + len(members) <= pool_size - 1:
+            val.update(members)
+    return val
 
 
 def _stratified(
