@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fieldlens.cli import cli, subcommands
-from storage.voc.synth import make_voc_zip
+from storage.voc.synth import DEFAULT_LABELS, make_voc_zip
 from tests import exports
 from tests.vocdata import good_files, make_zip, voc_xml
 
@@ -111,6 +111,26 @@ def test_demo_ingests_the_sample_dataset_twice_safely(run) -> None:
     assert first["dataset"]["images"] == 20
     second = json.loads(run("demo", "--images", "20", "--steps", "0", "--json").stdout)
     assert second["dataset"]["id"] == first["dataset"]["id"]
+
+
+def test_demo_minutes_bound_the_job_and_its_schedule(run, tmp_path) -> None:
+    """`fieldlens demo --minutes 2`: the job reserves 2 minutes, its training ends there, and the
+    learning rate has annealed to zero by then, however many steps are left."""
+    from fieldlens.cli.demo import queue_demo_job
+    from storage.services import open_services
+    from storage.settings import Settings
+    from trainer.job_runner import job_config
+    from trainer.pacing import Schedule
+
+    run("demo", "--images", "20", "--steps", "0")
+    services = open_services(Settings(home=tmp_path / "home"))
+    job = queue_demo_job(services, steps=5000, minutes=2)
+    assert job.max_minutes == 2
+    config = job_config(job, DEFAULT_LABELS)
+    assert (config.steps, config.max_seconds) == (5000, 120)
+    schedule = Schedule(config.learning_rate, config.steps, config.warmup_steps, config.max_seconds)
+    assert schedule(100, seconds=60) > 0.4 * config.learning_rate
+    assert schedule(101, seconds=120) == 0.0
 
 
 @pytest.mark.slow

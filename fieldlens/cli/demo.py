@@ -14,7 +14,7 @@ import click
 from edge.draw import contact_sheet
 from fieldlens.cli.common import State, emit, json_option
 from fieldlens.cli.dataset import format_report
-from storage.domain import LOCAL_TEAM, JobState, Split
+from storage.domain import LOCAL_TEAM, Job, JobState, Split
 from storage.errors import NameTaken, UserError
 from storage.model_folder import ModelFolder
 from storage.services import Services
@@ -84,16 +84,9 @@ DEMO_CONFIG = {
 }
 
 
-def _train(state: State, steps: int, minutes: int) -> tuple[dict[str, object], str]:
-    """Queue a small job (160 px input, width 0.35, from scratch) and run it through a local worker."""
-    import threading
-
-    from fieldlens.cli.jobs import follow
-    from trainer.worker import Worker
-
-    services = state.services
-    # The job's own process logs at ERROR unless --verbose: its INFO lines would cut through the bar.
-    settings = state.settings if state.verbose else state.settings.model_copy(update={"log_level": "ERROR"})
+def queue_demo_job(services: Services, steps: int, minutes: int) -> Job:
+    """The demo's job: `steps` steps or `minutes` of training (the schedule anneals to whichever ends
+    it), reserved against the local team's minutes like any job."""
     job = services.jobs.create(
         LOCAL_TEAM,
         [DEMO_DATASET],
@@ -105,6 +98,20 @@ def _train(state: State, steps: int, minutes: int) -> tuple[dict[str, object], s
     )
     if job.state != JobState.QUEUED:
         raise UserError(f"The demo job could not be queued ({job.state}); see `fieldlens job list`.")
+    return job
+
+
+def _train(state: State, steps: int, minutes: int) -> tuple[dict[str, object], str]:
+    """Queue a small job (160 px input, width 0.35, from scratch) and run it through a local worker."""
+    import threading
+
+    from fieldlens.cli.jobs import follow
+    from trainer.worker import Worker
+
+    services = state.services
+    # The job's own process logs at ERROR unless --verbose: its INFO lines would cut through the bar.
+    settings = state.settings if state.verbose else state.settings.model_copy(update={"log_level": "ERROR"})
+    job = queue_demo_job(services, steps, minutes)
     plan = job.config["plan"]
     click.echo(
         f"Queued job {job.id}: {job.model} (160 px, width 0.35) for {steps} steps "
