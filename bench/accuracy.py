@@ -9,9 +9,11 @@
 e.g. `--set class_loss=quality --set iou_loss=ciou`) for --minutes of wall-clock time, delivers it
 as FieldLens delivers every model (float and int8 .tflite through LiteRT, on the held-out split),
 and appends one JSON line to the results file: mAP@0.5 and mAP@0.5:0.95 of both models, the int8
-drop on both, AP@0.5 per label (int8), training images/s, int8 and float latency (median of 50
-runs, 2 threads) and sizes. Run another revision's tree with its own interpreter to compare
-(`cd /tmp/base && python -m bench.accuracy run --results $PWD/...`): every line says its revision.
+drop on both (and its mean and spread over `--copies` imperceptibly perturbed copies of the
+validation images, bench/int8.py), AP@0.5 per label (int8), training images/s, int8 and float
+latency (median of 50 runs, 2 threads) and sizes. Run another revision's tree with its own
+interpreter to compare (`cd /tmp/base && python -m bench.accuracy run --results $PWD/...`): every
+line says its revision.
 
 `table` prints every line of the results file side by side, one column per run, grouped by
 dataset, so candidates measured on the same machine read across.
@@ -80,11 +82,13 @@ def _boxes_per_label(samples, names) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from bench.int8 import drop_with_noise
     from storage.model_folder import ModelFolder
     from storage.plan import make_plan
     from storage.services import open_services
     from storage.settings import Settings
     from trainer.config import TrainConfig
+    from trainer.data import ImageCache
     from trainer.pipeline import load_data, train_and_deliver
 
     changes = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
@@ -117,6 +121,15 @@ def run(args: argparse.Namespace) -> dict:
         result, manifest = train_and_deliver(config, data, home / "work", out)
         folder = ModelFolder(out)
         m = manifest.metrics
+        images = np.asarray(ImageCache(data.val, config.input_size, data.cache_dir).images)
+        noise = drop_with_noise(
+            folder.float_model,
+            folder.int8_model,
+            images,
+            [(s.boxes, s.classes) for s in data.val],
+            config.labels,
+            args.copies,
+        )
         figures = {
             "name": args.name,
             "revision": revision,
@@ -135,6 +148,9 @@ def run(args: argparse.Namespace) -> dict:
             **m.headline(),
             "int8_drop_map50": m.map50_float - m.map50_int8,
             "int8_drop_map50_95": m.map50_95_float - m.map50_95_int8,
+            # the drop again on imperceptibly changed copies of the images (bench/int8.py): its mean
+            # and spread say how much of one evaluation's drop is the evaluation's noise
+            "int8_drop_perturbed": noise,
             "per_label_ap50_int8": m.per_class_ap50,
             "latency_ms_int8": latency_ms(folder.int8_model),
             "latency_ms_float": latency_ms(folder.float_model),
@@ -150,6 +166,7 @@ def run(args: argparse.Namespace) -> dict:
 
 ROWS = (
     ("revision", "revision", "{}"),
+    ("note", "note", "{}"),
     ("model", "model", "{}"),
     ("changes", "changes", "{}"),
     ("seed", "seed", "{}"),
@@ -166,6 +183,13 @@ ROWS = (
 )
 
 
+def _noise_cell(noise: dict | None) -> str:
+    if not noise:
+        return "-"
+    (m50, m95), (s50, s95) = noise["drop_mean"], noise["drop_sd"]
+    return f"{m50:+.3f} ({s50:.3f}) / {m95:+.3f} ({s95:.3f})"
+
+
 def table(results: Path) -> str:
     """The results side by side in Markdown: one table per dataset, one column per run."""
     runs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
@@ -178,6 +202,11 @@ def table(results: Path) -> str:
         for key, title, fmt in ROWS:
             cells = [fmt.format(r[key]) if r.get(key) not in (None, {}) else "-" for r in group]
             out.append(f"| {title} | " + " | ".join(cells) + " |")
+        out.append(
+            "| int8 drop, mean (sd) over perturbed copies, mAP@0.5 / @0.5:0.95 | "
+            + " | ".join(_noise_cell(r.get("int8_drop_perturbed")) for r in group)
+            + " |"
+        )
         labels = dict.fromkeys(
             k for r in group for k in (*r.get("per_label_ap50_int8", {}), *r.get("val_boxes_per_label", {}))
         )
@@ -210,6 +239,9 @@ def main() -> None:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a TrainConfig change")
     r.add_argument("--results", type=Path, default=RESULTS)
     r.add_argument("--out", type=Path, default=None, help="keep the model folder here")
+    r.add_argument(
+        "--copies", type=int, default=4, help="perturbed copies of the validation images (bench/int8.py)"
+    )
     t = sub.add_parser("table", help="print the results side by side")
     t.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()

@@ -72,6 +72,12 @@ class _ExportModule(tf.Module):
         self.serve = serve
 
 
+def save_module(detector: Detector, path: Path, post: PostProcess = postprocess.DEFAULT) -> None:
+    """The frozen network and the post-process stub, as the SavedModel both .tflite files come from."""
+    module = _ExportModule(detector, post)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+
+
 def convert(
     detector: Detector,
     float_out: Path,
@@ -81,24 +87,28 @@ def convert(
 ) -> None:
     """Write the float32 .tflite and the fully int8 one (uint8 input, calibrated on `representative`:
     float32 [1,H,W,3] 0..255 images), both from the same frozen SavedModel."""
-    module = _ExportModule(detector, post)
     with tempfile.TemporaryDirectory() as tmp:
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
-        _convert_saved_model(tmp, float_out, None)
-        _convert_saved_model(tmp, int8_out, representative)
+        save_module(detector, Path(tmp), post)
+        _write(converter(tmp, None), float_out)
+        _write(converter(tmp, representative), int8_out)
 
 
-def _convert_saved_model(
-    saved_model: str, out: Path, representative: Callable[[], Iterator[np.ndarray]] | None
-) -> None:
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-    converter.allow_custom_ops = True
+def converter(
+    saved_model: str | Path, representative: Callable[[], Iterator[np.ndarray]] | None
+) -> tf.lite.TFLiteConverter:
+    """The converter of the float model, or with `representative` of the fully int8 one."""
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    conv.allow_custom_ops = True
     if representative is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([img] for img in representative())
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-    data = converter.convert()
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([img] for img in representative())
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.uint8
+    return conv
+
+
+def _write(conv: tf.lite.TFLiteConverter, out: Path) -> None:
+    data = conv.convert()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(standardize_outputs(data))
 
