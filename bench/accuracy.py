@@ -82,7 +82,6 @@ def _boxes_per_label(samples, names) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from bench.int8 import drop_with_noise
     from storage.model_folder import ModelFolder
     from storage.plan import make_plan
     from storage.services import open_services
@@ -90,6 +89,7 @@ def run(args: argparse.Namespace) -> dict:
     from trainer.config import TrainConfig
     from trainer.data import ImageCache
     from trainer.pipeline import load_data, train_and_deliver
+    from trainer.verify import int8_drop
 
     changes = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
     revision = _revision()  # the code this run loaded, before anything is committed during it
@@ -121,14 +121,13 @@ def run(args: argparse.Namespace) -> dict:
         result, manifest = train_and_deliver(config, data, home / "work", out)
         folder = ModelFolder(out)
         m = manifest.metrics
-        images = np.asarray(ImageCache(data.val, config.input_size, data.cache_dir).images)
-        noise = drop_with_noise(
+        noise = int8_drop(
             folder.float_model,
             folder.int8_model,
-            images,
+            np.asarray(ImageCache(data.val, config.input_size, data.cache_dir).images),
             [(s.boxes, s.classes) for s in data.val],
             config.labels,
-            args.copies,
+            copies=args.copies,
         )
         figures = {
             "name": args.name,
@@ -186,7 +185,7 @@ ROWS = (
 def _noise_cell(noise: dict | None) -> str:
     if not noise:
         return "-"
-    (m50, m95), (s50, s95) = noise["drop_mean"], noise["drop_sd"]
+    (m50, m95), (s50, s95) = noise["mean"], noise["sd"]
     return f"{m50:+.3f} ({s50:.3f}) / {m95:+.3f} ({s95:.3f})"
 
 

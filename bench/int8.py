@@ -9,11 +9,12 @@ config, Keras weights and both .tflite files. The zip is the dataset it was trai
 into a temporary data folder, which draws the same validation split (the split depends on the photos
 and the dataset's seed only).
 
-1. The drop, and how much of it is noise. Both models run on the validation images as they are, then on
-   `--copies` copies in which every pixel moved by -1, 0 or +1 grey level at random: a change nobody
-   can see, and no model should care about. On a few hundred images one evaluation's mAP moves with
-   it, so one evaluation's int8 drop does too; the mean drop over the copies, with its spread, says
-   whether a drop belongs to the int8 model or to the evaluation.
+1. The drop, and how much of it is noise (trainer/verify.py::int8_drop, what the delivery's int8 gate
+   judges with 2 copies). Both models run on the validation images as they are, then on `--copies`
+   copies in which every pixel moved by -1, 0 or +1 grey level at random: a change nobody can see,
+   and no model should care about. On a few hundred images one evaluation's mAP moves with it, so
+   one evaluation's int8 drop does too; the mean drop over the copies, with its spread, says whether
+   a drop belongs to the int8 model or to the evaluation.
 2. `--layers N`: TFLite's quantization debugger runs the int8 model layer by layer beside the float
    one (each int8 layer on the same quantized inputs) and prints the N layers with the largest error,
    as RMSE in units of the layer's quantization step: rounding alone gives 0.29.
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -35,50 +35,18 @@ SHARED = TREE.parent / "shared"
 ROUNDING = 1 / np.sqrt(12)  # RMSE of rounding to a grid, in grid steps
 
 
-def perturbed(images: np.ndarray, seed: int) -> np.ndarray:
-    """`images` with every value moved by -1, 0 or +1 at random (seed 0: unchanged)."""
-    if seed == 0:
-        return images
-    noise = np.random.default_rng(seed).integers(-1, 2, images.shape, dtype=np.int16)
-    return np.clip(images.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-
-
-def drop_with_noise(
-    float_model: Path,
-    int8_model: Path,
-    images: np.ndarray,
-    truths: list,
-    labels: tuple[str, ...] | list[str],
-    copies: int,
-    show: bool = False,
-) -> dict[str, object]:
-    """mAP@0.5 and mAP@0.5:0.95 of both models on the images and on `copies` perturbed copies."""
-    from trainer.evaluate import coco_metrics
-    from trainer.verify import run_tflite
-
-    rows = []
-    for seed in range(copies + 1):
-        shown = perturbed(images, seed)
-        row = []
-        for path in (float_model, int8_model):
-            m = coco_metrics(truths, run_tflite(path, shown), labels)
-            row += [float(m["map50"]), float(m["map50_95"])]
-        rows.append(row)
-        if show:
-            f50, f95, q50, q95 = row
-            print(
-                f"{'as they are' if seed == 0 else f'copy {seed}':>11}: float {f50:.3f} / {f95:.3f}, "
-                f"int8 {q50:.3f} / {q95:.3f}, int8 below float {f50 - q50:+.3f} / {f95 - q95:+.3f}",
-                flush=True,
-            )
-    drops = [(r[0] - r[2], r[1] - r[3]) for r in rows]
-    return {
-        "evaluations": len(rows),
-        "drop_mean": [statistics.fmean(d[i] for d in drops) for i in (0, 1)],
-        "drop_sd": [statistics.stdev(d[i] for d in drops) if len(drops) > 1 else 0.0 for i in (0, 1)],
-        "drop_range": [[min(d[i] for d in drops), max(d[i] for d in drops)] for i in (0, 1)],
-        "float_sd": [statistics.stdev(r[i] for r in rows) if len(rows) > 1 else 0.0 for i in (0, 1)],
-    }
+def show_drop(noise: dict) -> None:
+    """Print each evaluation of trainer.verify.int8_drop, then the mean and spread."""
+    for i, (f50, f95, q50, q95) in enumerate(noise["figures"]):
+        print(
+            f"{'as they are' if i == 0 else f'copy {i}':>11}: float {f50:.3f} / {f95:.3f}, "
+            f"int8 {q50:.3f} / {q95:.3f}, int8 below float {f50 - q50:+.3f} / {f95 - q95:+.3f}"
+        )
+    (m50, m95), (s50, s95), (f50, f95) = noise["mean"], noise["sd"], noise["float_sd"]
+    print(
+        f"int8 below float over {noise['evaluations']} evaluations: mAP@0.5 {m50:+.4f} (sd {s50:.4f}), "
+        f"mAP@0.5:0.95 {m95:+.4f} (sd {s95:.4f}); the float model's own sd {f50:.4f} / {f95:.4f}"
+    )
 
 
 def layer_errors(config, weights: Path, calibration, images: np.ndarray, worst: int) -> list[dict]:
@@ -134,6 +102,7 @@ def main() -> None:
     from trainer.data import ImageCache
     from trainer.deliver import _calibration
     from trainer.pipeline import load_data
+    from trainer.verify import int8_drop
 
     folder = ModelFolder(args.model)
     config = TrainConfig.load(folder.config)
@@ -147,15 +116,10 @@ def main() -> None:
         images = np.asarray(ImageCache(data.val, config.input_size, data.cache_dir).images)
         truths = [(s.boxes, s.classes) for s in data.val]
         print(f"{args.model}: {len(images)} validation images of {args.zip.name}", flush=True)
-        noise = drop_with_noise(
-            folder.float_model, folder.int8_model, images, truths, config.labels, args.copies, show=True
+        noise = int8_drop(
+            folder.float_model, folder.int8_model, images, truths, config.labels, copies=args.copies
         )
-        (m50, m95), (s50, s95) = noise["drop_mean"], noise["drop_sd"]  # type: ignore[misc]
-        f50, f95 = noise["float_sd"]  # type: ignore[misc]
-        print(
-            f"int8 below float over {noise['evaluations']} evaluations: mAP@0.5 {m50:+.4f} (sd {s50:.4f}), "
-            f"mAP@0.5:0.95 {m95:+.4f} (sd {s95:.4f}); the float model's own sd {f50:.4f} / {f95:.4f}"
-        )
+        show_drop(noise)
         if args.layers:
             calibration = _calibration(ImageCache(data.train, config.input_size, data.cache_dir), config.seed)
             step = max(1, len(images) // args.layer_images)
