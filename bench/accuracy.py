@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> dict:
             [(s.boxes, s.classes) for s in data.val],
             config.labels,
             copies=args.copies,
+            first=[m.map50_float, m.map50_95_float, m.map50_int8, m.map50_95_int8],
         )
         figures = {
             "name": args.name,

@@ -123,7 +123,7 @@ class Manifest:
     signature: dict[str, Any]  # the int8 model's input and outputs, as checked in LiteRT
     evaluated_on: str
     metrics: Metrics
-    int8_ok: bool  # int8 mAP@0.5 and mAP@0.5:0.95 within the allowed drop of float's
+    int8_ok: bool  # both mAPs within the allowed drop of float's (the mean over the gate's evaluations)
     verdict: str
     advice: list[str]
     training: dict[str, Any] | None  # steps_completed, reason, seconds, images_per_second

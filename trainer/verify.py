@@ -90,12 +90,23 @@ def tflite_metrics(
     return coco_metrics(truths, run_tflite(path, images), labels, score_threshold)
 
 
-def perturbed(images: np.ndarray, seed: int) -> np.ndarray:
-    """`images` (uint8) with every value moved by -1, 0 or +1 at random; seed 0 leaves them as they are."""
+def perturbed(images: np.ndarray, seed: int, part: int = 0) -> np.ndarray:
+    """`images` (uint8) with every value moved by -1, 0 or +1 at random, the same for the same (seed,
+    part); seed 0 leaves them as they are."""
     if seed == 0:
         return images
-    noise = np.random.default_rng(seed).integers(-1, 2, images.shape, dtype=np.int16)
+    noise = np.random.default_rng([seed, part]).integers(-1, 2, images.shape, dtype=np.int16)
     return np.clip(images.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+CHUNK = 64  # images perturbed at a time: a validation set is never held in memory twice
+
+
+def _run_perturbed(path: Path, images: np.ndarray, seed: int) -> list[Detections]:
+    detections: list[Detections] = []
+    for start in range(0, len(images), CHUNK):
+        detections += run_tflite(path, perturbed(images[start : start + CHUNK], seed, start))
+    return detections
 
 
 def int8_drop(
@@ -115,10 +126,9 @@ def int8_drop(
         if seed == 0 and first is not None:
             figures.append([float(v) for v in first])
             continue
-        shown = perturbed(images, seed)
         row: list[float] = []
         for path in (float_model, int8_model):
-            m: dict[str, Any] = coco_metrics(truths, run_tflite(path, shown), labels)
+            m: dict[str, Any] = coco_metrics(truths, _run_perturbed(path, images, seed), labels)
             row += [float(m["map50"]), float(m["map50_95"])]
         figures.append(row)
     drops = [(f[0] - f[2], f[1] - f[3]) for f in figures]
