@@ -10,7 +10,7 @@ into a temporary data folder, which draws the same validation split (the split d
 and the dataset's seed only).
 
 1. The drop, and how much of it is noise (trainer/verify.py::int8_drop, what the delivery's int8 gate
-   judges with 2 copies). Both models run on the validation images as they are, then on `--copies`
+   judges with 2-10 copies). Both models run on the validation images as they are, then on `--copies`
    copies in which every pixel moved by -1, 0 or +1 grey level at random: a change nobody can see,
    and no model should care about. On a few hundred images one evaluation's mAP moves with it, so
    one evaluation's int8 drop does too; the mean drop over the copies, with its spread, says whether

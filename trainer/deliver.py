@@ -37,7 +37,7 @@ from trainer.quality_picture import FALSE_ALARM, MISSED, quality_picture
 from trainer.report import diagnose, plot_curves, predictions_image, read_jsonl
 from trainer.thresholds import choose_thresholds, keep, measure
 from trainer.train import LOSS_LOG, METRICS_LOG, TrainData
-from trainer.verify import MAX_INT8_DROP, check_signature, int8_drop, run_tflite
+from trainer.verify import MAX_INT8_DROP, check_signature, gate_copies, int8_drop, run_tflite
 
 INT8_DROP = "int8_drop"  # metrics.by_model key of gate_drop's figures
 CALIBRATION_IMAGES = 300  # un-augmented training images (from the image cache)
@@ -183,17 +183,14 @@ def pack_thresholds(config: TrainConfig, folder: ModelFolder, thresholds: Thresh
 
 
 def gate_drop(config: TrainConfig, evaluation: Evaluation, folder: ModelFolder) -> dict[str, Any]:
-    """int8 below float, averaged over the evaluation's images and GATE_COPIES invisibly perturbed
-    copies (trainer/verify.py): what the int8 gate judges."""
+    """int8 below float, averaged over the evaluation's images and invisibly perturbed copies of them
+    (trainer/verify.py, gate_copies): what the int8 gate judges."""
     m = evaluation.metrics
     first = [m["float"]["map50"], m["float"]["map50_95"], m["int8"]["map50"], m["int8"]["map50_95"]]
+    images = evaluation.images
+    copies = gate_copies(len(images))
     return int8_drop(
-        folder.float_model,
-        folder.int8_model,
-        evaluation.images,
-        evaluation.truths,
-        config.labels,
-        first=first,
+        folder.float_model, folder.int8_model, images, evaluation.truths, config.labels, copies, first
     )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from storage.model_folder import Metrics
 from trainer.deliver import INT8_DROP, _verdict, int8_close_enough
-from trainer.verify import perturbed
+from trainer.verify import gate_copies, perturbed
 
 
 def _metrics(float50: float, int8_50: float, drop_mean: list[float] | None = None) -> Metrics:
@@ -50,3 +50,8 @@ def test_perturbed_copies_move_each_value_by_at_most_one_grey_level() -> None:
     np.testing.assert_array_equal(copy, perturbed(images, 1))  # the same copy for the same seed
     assert not np.array_equal(copy, perturbed(images, 2))
     assert not np.array_equal(copy, perturbed(images, 1, part=64))  # each chunk its own noise
+
+
+def test_small_validation_sets_get_more_copies() -> None:
+    # about 1,000 images evaluated in all, 2 to 10 copies
+    assert [gate_copies(n) for n in (1, 57, 100, 150, 356, 500, 2000)] == [10, 10, 9, 6, 2, 2, 2]
