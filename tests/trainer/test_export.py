@@ -123,10 +123,11 @@ def test_manifest_labels_and_hashes(trained_model) -> None:
     assert manifest["config"]["steps"] == 200
     m = manifest["metrics"]
     # the gate: both metrics within 0.02 of float on average over the images as they are and
-    # copies with invisible noise, about 1,000 images in all
+    # copies with invisible noise (about 1,000 images in all, at most 10 copies)
     drop = m["int8_drop"]
     validation = len(trained_model.data.val)
-    assert drop["evaluations"] == 1 + gate_copies(validation) and drop["evaluations"] * validation >= 1000
+    assert drop["evaluations"] == 1 + gate_copies(validation) > 2
+    assert drop["evaluations"] * validation >= 1000 or drop["evaluations"] == 11
     assert drop["figures"][0] == [m["map50_float"], m["map50_95_float"], m["map50_int8"], m["map50_95_int8"]]
     assert drop["mean"] == pytest.approx(
         np.mean([[f - i, f95 - i95] for f, f95, i, i95 in drop["figures"]], 0)
