@@ -9,8 +9,8 @@
 e.g. `--set class_loss=quality --set iou_loss=ciou`) for --minutes of wall-clock time, delivers it
 as FieldLens delivers every model (float and int8 .tflite through LiteRT, on the held-out split),
 and appends one JSON line to the results file: mAP@0.5 and mAP@0.5:0.95 of both models, the int8
-drop on both (and its mean and spread over `--copies` imperceptibly perturbed copies of the
-validation images, bench/int8.py), AP@0.5 per label (int8), training images/s, int8 and float
+drop on both (and the int8 gate's mean and spread of it over imperceptibly perturbed copies of the
+validation images, trainer/verify.py), AP@0.5 per label (int8), training images/s, int8 and float
 latency (median of 50 runs, 2 threads) and sizes. Run another revision's tree with its own
 interpreter to compare (`cd /tmp/base && python -m bench.accuracy run --results $PWD/...`): every
 line says its revision.
@@ -87,9 +87,8 @@ def run(args: argparse.Namespace) -> dict:
     from storage.services import open_services
     from storage.settings import Settings
     from trainer.config import TrainConfig
-    from trainer.data import ImageCache
+    from trainer.deliver import INT8_DROP
     from trainer.pipeline import load_data, train_and_deliver
-    from trainer.verify import int8_drop
 
     changes = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
     revision = _revision()  # the code this run loaded, before anything is committed during it
@@ -121,15 +120,6 @@ def run(args: argparse.Namespace) -> dict:
         result, manifest = train_and_deliver(config, data, home / "work", out)
         folder = ModelFolder(out)
         m = manifest.metrics
-        noise = int8_drop(
-            folder.float_model,
-            folder.int8_model,
-            np.asarray(ImageCache(data.val, config.input_size, data.cache_dir).images),
-            [(s.boxes, s.classes) for s in data.val],
-            config.labels,
-            copies=args.copies,
-            first=[m.map50_float, m.map50_95_float, m.map50_int8, m.map50_95_int8],
-        )
         figures = {
             "name": args.name,
             "revision": revision,
@@ -148,9 +138,9 @@ def run(args: argparse.Namespace) -> dict:
             **m.headline(),
             "int8_drop_map50": m.map50_float - m.map50_int8,
             "int8_drop_map50_95": m.map50_95_float - m.map50_95_int8,
-            # the drop again on imperceptibly changed copies of the images (bench/int8.py): its mean
-            # and spread say how much of one evaluation's drop is the evaluation's noise
-            "int8_drop_perturbed": noise,
+            # the gate's drop over imperceptibly changed copies of the images too: its mean and
+            # spread say how much of one evaluation's drop is the evaluation's noise
+            "int8_drop_perturbed": m.by_model.get(INT8_DROP),
             "per_label_ap50_int8": m.per_class_ap50,
             "latency_ms_int8": latency_ms(folder.int8_model),
             "latency_ms_float": latency_ms(folder.float_model),
@@ -239,9 +229,6 @@ def main() -> None:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a TrainConfig change")
     r.add_argument("--results", type=Path, default=RESULTS)
     r.add_argument("--out", type=Path, default=None, help="keep the model folder here")
-    r.add_argument(
-        "--copies", type=int, default=4, help="perturbed copies of the validation images (bench/int8.py)"
-    )
     t = sub.add_parser("table", help="print the results side by side")
     t.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()

@@ -100,7 +100,7 @@ def main() -> None:
     from storage.settings import Settings
     from trainer.config import TrainConfig
     from trainer.data import ImageCache
-    from trainer.deliver import _calibration
+    from trainer.deliver import calibration
     from trainer.pipeline import load_data
     from trainer.verify import int8_drop
 
@@ -121,9 +121,11 @@ def main() -> None:
         )
         show_drop(noise)
         if args.layers:
-            calibration = _calibration(ImageCache(data.train, config.input_size, data.cache_dir), config.seed)
+            train_images = ImageCache(data.train, config.input_size, data.cache_dir)
             step = max(1, len(images) // args.layer_images)
-            worst = layer_errors(config, folder.weights, calibration, images[::step], args.layers)
+            worst = layer_errors(
+                config, folder.weights, calibration(train_images, config.seed), images[::step], args.layers
+            )
             print(
                 f"\nlayers that quantize worst (RMSE in quantization steps; rounding alone {ROUNDING:.2f}):"
             )

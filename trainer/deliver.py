@@ -104,7 +104,7 @@ def export(
     detector = build_detector(config.with_(weights="none"))
     detector.network.load_weights(str(checkpoint / WEIGHTS))
     train_cache = ImageCache(data.train, config.input_size, data.cache_dir)
-    convert(detector, folder.float_model, folder.int8_model, _calibration(train_cache, config.seed))
+    convert(detector, folder.float_model, folder.int8_model, calibration(train_cache, config.seed))
     files = {"float": folder.float_model, "int8": folder.int8_model}
     labels_bytes = ("\n".join(config.labels) + "\n").encode()
     atomic_write(folder.labels, labels_bytes)
@@ -340,7 +340,7 @@ def _quality(config: TrainConfig, shown: Evaluation, thresholds: Thresholds) -> 
     )
 
 
-def _calibration(cache: ImageCache, seed: int) -> Callable[[], Iterator[np.ndarray]]:
+def calibration(cache: ImageCache, seed: int) -> Callable[[], Iterator[np.ndarray]]:
     """Up to CALIBRATION_IMAGES training images, chosen by `seed`, for int8 quantization."""
     order = list(range(len(cache)))
     random.Random(seed).shuffle(order)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from storage.coco import coco_evaluate, coco_figures
 from trainer.evaluate import Detections, coco_metrics
 
 # An int8 model is not called good when its mAP@0.5 or its mAP@0.5:0.95 falls more than this below
@@ -67,7 +68,7 @@ def check_signature(path: Path, size: int, input_dtype: type) -> dict[str, objec
     }
 
 
-def run_tflite(path: Path, images: np.ndarray, threads: int = 2) -> list[Detections]:
+def run_tflite(path: Path, images: Iterable[np.ndarray], threads: int = 2) -> list[Detections]:
     """Run the model on uint8 images [n, S, S, 3]; classes come back as 1..C."""
     it = _interpreter(path, threads)
     inp = it.get_input_details()[0]
@@ -104,11 +105,9 @@ def perturbed(images: np.ndarray, seed: int, part: int = 0) -> np.ndarray:
 CHUNK = 64  # images perturbed at a time: a validation set is never held in memory twice
 
 
-def _run_perturbed(path: Path, images: np.ndarray, seed: int) -> list[Detections]:
-    detections: list[Detections] = []
+def _perturbed_images(images: np.ndarray, seed: int) -> Iterator[np.ndarray]:
     for start in range(0, len(images), CHUNK):
-        detections += run_tflite(path, perturbed(images[start : start + CHUNK], seed, start))
-    return detections
+        yield from perturbed(images[start : start + CHUNK], seed, start)
 
 
 def gate_copies(images: int) -> int:
@@ -136,8 +135,9 @@ def int8_drop(
             continue
         row: list[float] = []
         for path in (float_model, int8_model):
-            m: dict[str, Any] = coco_metrics(truths, _run_perturbed(path, images, seed), labels)
-            row += [float(m["map50"]), float(m["map50_95"])]
+            detections = run_tflite(path, _perturbed_images(images, seed))
+            m = coco_figures(coco_evaluate(truths, detections, labels), labels, truths)
+            row += [m["map50"], m["map50_95"]]
         figures.append(row)
     drops = [(f[0] - f[2], f[1] - f[3]) for f in figures]
 
