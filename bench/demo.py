@@ -1,0 +1,100 @@
+"""How fast the demo's recipe learns its synthetic shapes: float mAP at every checkpoint, per seed.
+
+    python -m bench.demo [--seeds 0 1 2] [--steps 300] [--set learning_rate=0.003 --set batch_size=16]
+
+Trains `fieldlens demo`'s model (fieldlens/cli/demo.py: 160 px, width 0.35, from scratch, on the
+same 300 synthetic images drawn with the same seed) for --steps, with `--set` changes to its config,
+one fresh child process per seed. It prints, per seed, the validation mAP@0.5 and mAP@0.5:0.95 of
+the weight average at every checkpoint with the seconds since the process started (data, tracing
+and evaluations included, as a team waits for them), then the mean at the last checkpoint.
+
+The figures are the float model's, from the trainer's own evaluation; the demo itself delivers the
+int8 model and prints its figures (the README has both). Run two recipes one after the other on the
+same machine to compare them: these machines' speed varies from day to day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _child(home: Path, steps: int, seed: int, changes: dict[str, Any]) -> None:
+    from fieldlens.cli.demo import DEMO_BATCH_SIZE, DEMO_CONFIG
+    from storage.services import open_services
+    from storage.settings import Settings
+    from storage.voc.synth import make_voc_zip
+    from trainer.config import TrainConfig
+    from trainer.events import Checkpoint
+    from trainer.pipeline import load_data
+    from trainer.train import Trainer
+
+    started = time.perf_counter()
+    services = open_services(Settings(home=home))
+    # The demo's own sample: 300 images drawn with seed 7 (fieldlens/cli/demo.py).
+    services.datasets.add("local", "demo", make_voc_zip(home / "demo.zip", images=300, seed=7))
+    labels, data = load_data(services, "local", ["demo"], home / "cache")
+    fields = {"batch_size": DEMO_BATCH_SIZE, **DEMO_CONFIG, **changes}
+    config = TrainConfig(**{**fields, "labels": labels.labels, "steps": steps, "seed": seed})
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Checkpoint):
+            m = event.metrics
+            row = {"step": event.step, "s": time.perf_counter() - started}
+            print(json.dumps({**row, "map50": m["map50"], "map50_95": m["map50_95"]}), flush=True)
+
+    result = Trainer(config, data, home / "work", on_event=on_event).run()
+    print(json.dumps({"images_per_s": result.images_per_second, "seconds": result.seconds}), flush=True)
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config change")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        home, steps, seed, changes = args.child
+        _child(Path(home), int(steps), int(seed), json.loads(changes))
+        return
+    changes = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
+    print(f"demo recipe{' with ' + json.dumps(changes) if changes else ''}, {args.steps} steps")
+    last: list[dict[str, float]] = []
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as home:
+            command = [sys.executable, "-m", "bench.demo", "--child", home, str(args.steps), str(seed)]
+            out = subprocess.run([*command, json.dumps(changes)], capture_output=True, text=True, check=True)
+        rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        checkpoints, summary = rows[:-1], rows[-1]
+        trail = ", ".join(
+            f"{r['step']}: {r['map50']:.3f}/{r['map50_95']:.3f} ({r['s']:.0f} s)" for r in checkpoints
+        )
+        print(f"seed {seed} ({summary['images_per_s']:.1f} img/s): {trail}", flush=True)
+        last.append(checkpoints[-1])
+    mean50 = sum(r["map50"] for r in last) / len(last)
+    mean95 = sum(r["map50_95"] for r in last) / len(last)
+    low = min(r["map50"] for r in last)
+    print(
+        f"last checkpoint, mean of {len(last)}: mAP@0.5 {mean50:.3f} (lowest {low:.3f}), "
+        f"mAP@0.5:0.95 {mean95:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
