@@ -42,6 +42,9 @@ from trainer.verify import MAX_INT8_DROP, check_signature, gate_copies, int8_dro
 INT8_DROP = "int8_drop"  # metrics.by_model key of gate_drop's figures
 CALIBRATION_IMAGES = 300  # un-augmented training images (from the image cache)
 PREVIEW_IMAGES = 6
+# The exported box encodings are clipped to this times the largest a training object asks of an
+# anchor (trainer/export.py::save_module): room for objects a little beyond the training photos'.
+BOX_BOUND_MARGIN = 1.5
 
 
 @dataclass
@@ -104,7 +107,10 @@ def export(
     detector = build_detector(config.with_(weights="none"))
     detector.network.load_weights(str(checkpoint / WEIGHTS))
     train_cache = ImageCache(data.train, config.input_size, data.cache_dir)
-    convert(detector, folder.float_model, folder.int8_model, calibration(train_cache, config.seed))
+    largest = detector.target_bound(data.train)
+    bound = None if largest is None else BOX_BOUND_MARGIN * largest
+    representative = calibration(train_cache, config.seed)
+    convert(detector, folder.float_model, folder.int8_model, representative, box_bound=bound)
     files = {"float": folder.float_model, "int8": folder.int8_model}
     labels_bytes = ("\n".join(config.labels) + "\n").encode()
     atomic_write(folder.labels, labels_bytes)

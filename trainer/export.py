@@ -30,13 +30,17 @@ from trainer.postprocess import PostProcess
 log = logging.getLogger(__name__)
 
 
-def _frozen_network(detector: Detector) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+def _frozen_network(
+    detector: Detector, box_bound: float | None
+) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
     size = detector.config.input_size
     network = detector.network
 
     @tf.function
     def raw(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         boxes, logits = network(images, training=False)
+        if box_bound is not None:
+            boxes = tf.clip_by_value(boxes, -box_bound, box_bound)
         scores = tf.sigmoid(logits)
         # the op expects a background column first, which it skips
         background = tf.zeros_like(scores[..., :1])
@@ -47,9 +51,9 @@ def _frozen_network(detector: Detector) -> Callable[[tf.Tensor], tuple[tf.Tensor
 
 
 class _ExportModule(tf.Module):
-    def __init__(self, detector: Detector, post: PostProcess) -> None:
+    def __init__(self, detector: Detector, post: PostProcess, box_bound: float | None) -> None:
         super().__init__()
-        self._frozen = _frozen_network(detector)
+        self._frozen = _frozen_network(detector, box_bound)
         self._anchors = tf.constant(detector.anchors, tf.float32)
         size = detector.config.input_size
         num_classes = detector.config.num_classes
@@ -72,9 +76,19 @@ class _ExportModule(tf.Module):
         self.serve = serve
 
 
-def save_module(detector: Detector, path: Path, post: PostProcess = postprocess.DEFAULT) -> None:
-    """The frozen network and the post-process stub, as the SavedModel both .tflite files come from."""
-    module = _ExportModule(detector, post)
+def save_module(
+    detector: Detector, path: Path, post: PostProcess = postprocess.DEFAULT, box_bound: float | None = None
+) -> None:
+    """The frozen network and the post-process stub, as the SavedModel both .tflite files come from.
+
+    `box_bound` clips the box encodings to [-box_bound, box_bound] before the post-process op. The int8
+    model quantizes them with one scale for the whole tensor, calibrated on every anchor's output:
+    anchors that see only background predict encodings far outside anything an object needs (-35..31
+    on the demo's model, where training targets stay within 4.4), and those outliers set the grid. A
+    box then moves in steps of 5% of its anchor's size. Clipped to what training asked of an anchor
+    (with a margin), the grid is that much finer, and no box an object needs is cut.
+    """
+    module = _ExportModule(detector, post, box_bound)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
@@ -84,11 +98,12 @@ def convert(
     int8_out: Path,
     representative: Callable[[], Iterator[np.ndarray]],
     post: PostProcess = postprocess.DEFAULT,
+    box_bound: float | None = None,
 ) -> None:
     """Write the float32 .tflite and the fully int8 one (uint8 input, calibrated on `representative`:
-    float32 [1,H,W,3] 0..255 images), both from the same frozen SavedModel."""
+    float32 [1,H,W,3] 0..255 images), both from the same frozen SavedModel (see save_module)."""
     with tempfile.TemporaryDirectory() as tmp:
-        save_module(detector, Path(tmp), post)
+        save_module(detector, Path(tmp), post, box_bound)
         _write(converter(tmp, None), float_out)
         _write(converter(tmp, representative), int8_out)
 

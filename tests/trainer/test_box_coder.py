@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from trainer import box_coder
@@ -106,3 +107,23 @@ def test_atss_without_objects_is_all_background() -> None:
     anchors = tf.constant(ssd_anchors(SSD_GRIDS))
     _, classes, weights = box_coder.match_atss(tf.zeros([0, 4]), tf.zeros([0], tf.int32), anchors, SSD_SIZES)
     assert classes.numpy().sum() == 0 and weights.numpy().min() == 1.0
+
+
+def test_target_bound_is_the_largest_encoding_an_object_asks_of_an_anchor() -> None:
+    """One anchor (centre 0.5, 0.5, size 0.5) and one box 0.2 x 0.2 centred at (0.5, 0.4): the box
+    takes the anchor (forced match), encoded (0, -2, 5 ln 0.4, 5 ln 0.4); a photo without boxes
+    asks nothing."""
+    from trainer.config import TrainConfig
+    from trainer.data import Sample
+    from trainer.models.detector import Detector
+
+    anchors = np.array([[0.5, 0.5, 0.5, 0.5]], np.float32)
+    detector = Detector(None, anchors, TrainConfig(labels=("a",)), (1,))  # type: ignore[arg-type]
+
+    def sample(boxes: list[list[float]]) -> Sample:
+        return Sample("k", bytes, np.array(boxes, np.float32).reshape(-1, 4), np.ones(len(boxes), np.int32))
+
+    expected = abs(5 * np.log(0.2 / 0.5))  # 4.58, larger than the centre's 2
+    bound = detector.target_bound([sample([[0.4, 0.3, 0.6, 0.5]]), sample([])])
+    assert bound == pytest.approx(expected, rel=1e-5)
+    assert detector.target_bound([sample([])]) is None

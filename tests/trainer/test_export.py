@@ -150,3 +150,39 @@ def test_a_model_without_the_standard_outputs_is_caught(trained_model, tmp_path)
         check_signature(path, 128, np.float32)
     with pytest.raises(ModelCheckFailed, match=r"expected input \(1, 320, 320, 3\) uint8"):
         check_signature(trained_model.out_dir / "model_float.tflite", 320, np.uint8)
+
+
+def test_box_encodings_are_clipped_to_what_training_asks(trained_model) -> None:
+    """The int8 model's box-encoding grid spans the clip (1.5x the largest encoding a training object
+    asks of an anchor), not the background anchors' outliers."""
+    from trainer.deliver import BOX_BOUND_MARGIN
+    from trainer.models import build_detector
+
+    bound = BOX_BOUND_MARGIN * build_detector(trained_model.config).target_bound(trained_model.data.train)
+    it = _interpreter(trained_model.out_dir / "model_int8.tflite")
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    ops = it._get_ops_details()
+    (post,) = [op for op in ops if op["op_name"] == "TFLite_Detection_PostProcess"]
+    (dequantize,) = [op for op in ops if list(op["outputs"]) == [post["inputs"][0]]]
+    scale, zero = tensors[dequantize["inputs"][0]]["quantization"]
+    low, high = (-128 - zero) * scale, (127 - zero) * scale
+    assert bound > 2 and -bound - scale <= low < 0 < high <= bound + scale
+
+
+def test_the_exported_network_clips_its_box_encodings(trained_model) -> None:
+    import tensorflow as tf
+
+    from trainer.export import _frozen_network
+    from trainer.models import build_detector
+
+    detector = build_detector(trained_model.config.with_(weights="none"))
+    detector.network.load_weights(str(trained_model.out_dir / "model.weights.h5"))
+    size = trained_model.config.input_size
+    images = ImageCache(trained_model.data.train, size, trained_model.data.cache_dir).images[:1]
+    image = tf.constant(np.asarray(images, np.float32))
+    raw, _ = detector.network(image, training=False)
+    boxes, _ = _frozen_network(detector, 2.0)(image)
+    assert np.abs(raw).max() > 2.0  # the clip has work to do
+    np.testing.assert_allclose(boxes, np.clip(raw, -2.0, 2.0), atol=1e-4)
+    unclipped, _ = _frozen_network(detector, None)(image)
+    np.testing.assert_allclose(unclipped, raw, atol=1e-4)

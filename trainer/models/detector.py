@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
@@ -10,6 +11,7 @@ import tensorflow as tf
 
 from trainer import box_coder
 from trainer.config import TrainConfig
+from trainer.data import Sample
 
 
 @dataclass
@@ -33,3 +35,17 @@ class Detector:
         if (self.assigner or self.config.assigner) == "atss":
             return box_coder.match_atss(gt_boxes, gt_classes, anchors, self.level_sizes)
         return box_coder.match(gt_boxes, gt_classes, anchors)
+
+    def target_bound(self, samples: Sequence[Sample]) -> float | None:
+        """The largest |box encoding| (any of ty, tx, th, tw) that training asks of an anchor: over
+        every positive anchor of `samples`' boxes, as they are. None when they have no boxes."""
+        largest = None
+        for sample in samples:
+            if len(sample.boxes):
+                boxes = tf.constant(sample.boxes.reshape(-1, 4), tf.float32)
+                targets, classes, _ = self.match(boxes, tf.constant(sample.classes, tf.int32))
+                positive = tf.boolean_mask(targets, classes > 0)
+                if positive.shape[0]:
+                    value = float(tf.reduce_max(tf.abs(positive)))
+                    largest = value if largest is None else max(largest, value)
+        return largest
