@@ -86,7 +86,7 @@ def save_module(
     anchors that see only background predict encodings far outside anything an object needs (-35..31
     on the demo's model, where training targets stay within 4.4), and those outliers set the grid. A
     box then moves in steps of 5% of its anchor's size. Clipped to what training asked of an anchor
-    (with a margin), the grid is that much finer, and no box an object needs is cut.
+    (with a margin), the grid is that much finer, and no encoding a training object asked for is cut.
     """
     module = _ExportModule(detector, post, box_bound)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})

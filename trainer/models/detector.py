@@ -40,10 +40,11 @@ class Detector:
         """The largest |box encoding| (any of ty, tx, th, tw) that training asks of an anchor: over
         every positive anchor of `samples`' boxes, as they are. None when they have no boxes."""
         largest = None
+        match = tf.function(self.match, reduce_retracing=True)  # eager: 12.7 s on robosub, traced 3.4 s
         for sample in samples:
             if len(sample.boxes):
                 boxes = tf.constant(sample.boxes.reshape(-1, 4), tf.float32)
-                targets, classes, _ = self.match(boxes, tf.constant(sample.classes, tf.int32))
+                targets, classes, _ = match(boxes, tf.constant(sample.classes, tf.int32))
                 positive = tf.boolean_mask(targets, classes > 0)
                 if positive.shape[0]:
                     value = float(tf.reduce_max(tf.abs(positive)))
