@@ -55,11 +55,16 @@ def latency_ms(path: Path, runs: int = 50, threads: int = 2) -> float:
     return statistics.median(times[5:])
 
 
-def _value(text: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+def config_changes(items: list[str]) -> dict[str, object]:
+    """`--set KEY=VALUE` items as TrainConfig changes; a value is JSON when it parses as JSON."""
+
+    def value(text: str) -> object:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    return {key: value(text) for key, text in (item.split("=", 1) for item in items)}
 
 
 def _revision() -> str:
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> dict:
     from trainer.deliver import INT8_DROP
     from trainer.pipeline import load_data, train_and_deliver
 
-    changes = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
+    changes = config_changes(args.set)
     revision = _revision()  # the code this run loaded, before anything is committed during it
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)

@@ -43,17 +43,11 @@ def boxes_by_label(zip_path: Path) -> dict[str, np.ndarray]:
 
 def best_iou(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """For each box (ymin, xmin, ymax, xmax), its highest IoU with any anchor (cy, cx, h, w)."""
-    a_min = anchors[:, :2] - anchors[:, 2:] / 2
-    a_max = anchors[:, :2] + anchors[:, 2:] / 2
-    best = np.zeros(len(boxes), dtype=np.float32)
-    for start in range(0, len(boxes), 256):  # [256, anchors] at a time
-        b = boxes[start : start + 256]
-        size = np.clip(np.minimum(b[:, None, 2:], a_max) - np.maximum(b[:, None, :2], a_min), 0, None)
-        inter = size[..., 0] * size[..., 1]
-        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        union = area[:, None] + anchors[:, 2] * anchors[:, 3] - inter
-        best[start : start + 256] = (inter / np.maximum(union, 1e-12)).max(axis=1)
-    return best
+    import tensorflow as tf
+
+    from trainer.box_coder import center_to_corners, iou
+
+    return tf.reduce_max(iou(tf.constant(boxes), center_to_corners(tf.constant(anchors))), axis=1).numpy()
 
 
 def anchors_of(model: str) -> tuple[np.ndarray, int]:

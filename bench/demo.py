@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.accuracy import config_changes
+
 
 def _child(home: Path, steps: int, seed: int, changes: dict[str, Any]) -> None:
     from fieldlens.cli.demo import DEMO_BATCH_SIZE, DEMO_CONFIG
@@ -53,13 +55,6 @@ def _child(home: Path, steps: int, seed: int, changes: dict[str, Any]) -> None:
     print(json.dumps({"images_per_s": result.images_per_second, "seconds": result.seconds}), flush=True)
 
 
-def _value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,7 +68,7 @@ def main() -> None:
         home, steps, seed, changes = args.child
         _child(Path(home), int(steps), int(seed), json.loads(changes))
         return
-    changes = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
+    changes = config_changes(args.set)
     print(f"demo recipe{' with ' + json.dumps(changes) if changes else ''}, {args.steps} steps")
     last: list[dict[str, float]] = []
     for seed in args.seeds:
