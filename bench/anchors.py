@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from storage.plan import MODELS
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
@@ -67,7 +69,7 @@ def main() -> None:
     parser.add_argument(
         "--models",
         nargs="+",
-        default=["ssd_mobilenet_v2_320", "ssd_mobilenet_v2_fpnlite_320", "ssd_mobilenet_v2_fpnlite_p3p6_320"],
+        default=list(MODELS),
     )
     args = parser.parse_args()
     if not args.zip.exists():

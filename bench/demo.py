@@ -1,9 +1,10 @@
 """How fast the demo's recipe learns its synthetic shapes: float mAP at every checkpoint, per seed.
 
-    python -m bench.demo [--seeds 0 1 2] [--steps 300] [--set learning_rate=0.003 --set batch_size=16]
+    python -m bench.demo [--seeds 0 1 2] [--steps 300] [--minutes 3] [--set learning_rate=0.003 ...]
 
 Trains `fieldlens demo`'s model (fieldlens/cli/demo.py: 160 px, width 0.35, from scratch, on the
-same 300 synthetic images drawn with the same seed) for --steps, with `--set` changes to its config,
+same 300 synthetic images drawn with the same seed) for --steps or --minutes of training, whichever
+ends first (the schedule anneals to it, as in the demo), with `--set` changes to its config,
 one fresh child process per seed. It prints, per seed, the validation mAP@0.5 and mAP@0.5:0.95 of
 the weight average at every checkpoint with the seconds since the process started (data, tracing
 and evaluations included, as a team waits for them), then the mean at the last checkpoint.
@@ -27,7 +28,7 @@ from typing import Any
 from bench.accuracy import config_changes
 
 
-def _child(home: Path, steps: int, seed: int, changes: dict[str, Any]) -> None:
+def _child(home: Path, steps: int, minutes: float, seed: int, changes: dict[str, Any]) -> None:
     from fieldlens.cli.demo import DEMO_BATCH_SIZE, DEMO_CONFIG
     from storage.services import open_services
     from storage.settings import Settings
@@ -43,7 +44,8 @@ def _child(home: Path, steps: int, seed: int, changes: dict[str, Any]) -> None:
     services.datasets.add("local", "demo", make_voc_zip(home / "demo.zip", images=300, seed=7))
     labels, data = load_data(services, "local", ["demo"], home / "cache")
     fields = {"batch_size": DEMO_BATCH_SIZE, **DEMO_CONFIG, **changes}
-    config = TrainConfig(**{**fields, "labels": labels.labels, "steps": steps, "seed": seed})
+    limits = {"steps": steps, "max_seconds": minutes * 60 if minutes else None, "seed": seed}
+    config = TrainConfig(**{**fields, "labels": labels.labels, **limits})
 
     def on_event(event: object) -> None:
         if isinstance(event, Checkpoint):
@@ -52,7 +54,9 @@ def _child(home: Path, steps: int, seed: int, changes: dict[str, Any]) -> None:
             print(json.dumps({**row, "map50": m["map50"], "map50_95": m["map50_95"]}), flush=True)
 
     result = Trainer(config, data, home / "work", on_event=on_event).run()
-    print(json.dumps({"images_per_s": result.images_per_second, "seconds": result.seconds}), flush=True)
+    summary = {"images_per_s": result.images_per_second, "seconds": result.seconds}
+    summary["steps"] = result.steps_completed
+    print(json.dumps(summary), flush=True)
 
 
 def main() -> None:
@@ -61,26 +65,32 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument(
+        "--minutes", type=float, default=3.0, help="training time limit, as the demo's (0: steps only)"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config change")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        home, steps, seed, changes = args.child
-        _child(Path(home), int(steps), int(seed), json.loads(changes))
+        home, steps, minutes, seed, changes = args.child
+        _child(Path(home), int(steps), float(minutes), int(seed), json.loads(changes))
         return
     changes = config_changes(args.set)
-    print(f"demo recipe{' with ' + json.dumps(changes) if changes else ''}, {args.steps} steps")
+    limit = f" or {args.minutes:g} min" if args.minutes else ""
+    print(f"demo recipe{' with ' + json.dumps(changes) if changes else ''}, {args.steps} steps{limit}")
     last: list[dict[str, float]] = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as home:
-            command = [sys.executable, "-m", "bench.demo", "--child", home, str(args.steps), str(seed)]
-            out = subprocess.run([*command, json.dumps(changes)], capture_output=True, text=True, check=True)
+            limits = [str(args.steps), str(args.minutes), str(seed)]
+            command = [sys.executable, "-m", "bench.demo", "--child", home, *limits, json.dumps(changes)]
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
         rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
         checkpoints, summary = rows[:-1], rows[-1]
         trail = ", ".join(
             f"{r['step']}: {r['map50']:.3f}/{r['map50_95']:.3f} ({r['s']:.0f} s)" for r in checkpoints
         )
-        print(f"seed {seed} ({summary['images_per_s']:.1f} img/s): {trail}", flush=True)
+        speed = f"{summary['steps']} steps, {summary['images_per_s']:.1f} img/s"
+        print(f"seed {seed} ({speed}): {trail}", flush=True)
         last.append(checkpoints[-1])
     mean50 = sum(r["map50"] for r in last) / len(last)
     mean95 = sum(r["map50_95"] for r in last) / len(last)

@@ -56,6 +56,9 @@ class TrainConfig:
     # the layers' own L2 term); backbone_rate scales the learning rate of the MobileNetV2 backbone's
     # layers, pretrained or not (either optimizer).
     optimizer: str = "adam"
+    # Adam's second-moment decay: 0.999 remembers a gradient for about 1,000 steps, longer than a
+    # short run; a lower value forgets the large gradients of a random start sooner.
+    beta_2: float = 0.999
     weight_decay: float = 0.01
     backbone_rate: float = 1.0
 
@@ -74,6 +77,8 @@ class TrainConfig:
             raise ValueError("optimizer is 'adam' or 'adamw'")
         if not 0.0 < self.backbone_rate <= 1.0 or self.weight_decay < 0.0 or self.repeat_threshold < 0.0:
             raise ValueError("backbone_rate is in (0, 1]; weight_decay and repeat_threshold are not negative")
+        if not 0.0 < self.beta_2 < 1.0:
+            raise ValueError("beta_2 is in (0, 1)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay is in [0, 1): 0 turns the weight average off")
 

@@ -5,7 +5,7 @@ Boxes handed around here are (ymin, xmin, ymax, xmax) normalised; classes are 1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +24,10 @@ __all__ = [
     "coco_metrics",
     "confusion_matrix",
     "detect",
+    "detect_with_loss",
     "fitness",
+    "make_loss_fn",
     "make_predict_fn",
-    "validation_loss",
 ]
 
 IOU_MATCH = 0.5
@@ -42,27 +43,52 @@ class Detections:
 def detect(predict, images: np.ndarray, batch_size: int = 16) -> list[Detections]:
     out = []
     for start in range(0, len(images), batch_size):
-        boxes, scores, classes, valid, *_ = predict(np.asarray(images[start : start + batch_size]))
-        for b, s, c, n in zip(boxes.numpy(), scores.numpy(), classes.numpy(), valid.numpy(), strict=True):
-            out.append(Detections(b[:n], s[:n], c[:n].astype(np.int32) + 1))
+        out.extend(_detections(*predict(np.asarray(images[start : start + batch_size]))[:4]))
     return out
 
 
-def validation_loss(detector: Detector, cache, samples: Sequence, anchors: tf.Tensor) -> float:
-    """The detection loss (no weight decay) over the validation images, in eval mode, per image."""
-    totals = []
-    for start in range(0, len(cache), 16):
-        idx = range(start, min(start + 16, len(cache)))
-        images = tf.constant(np.asarray(cache.images[start : start + 16]), tf.float32)
-        matched = [
-            detector.match(tf.constant(samples[i].boxes.reshape(-1, 4)), tf.constant(samples[i].classes))
-            for i in idx
+def _detections(boxes, scores, classes, valid) -> list[Detections]:
+    return [
+        Detections(b[:n], s[:n], c[:n].astype(np.int32) + 1)
+        for b, s, c, n in zip(boxes.numpy(), scores.numpy(), classes.numpy(), valid.numpy(), strict=True)
+    ]
+
+
+def make_loss_fn(detector: Detector) -> Callable[[tf.Tensor, tf.Tensor, Sequence], float]:
+    """(box encodings, logits, the batch's samples) -> the batch's detection loss (no weight decay),
+    traced once: the targets by the detector's own matching, the loss the trainer minimises."""
+    anchors = tf.constant(detector.anchors)
+    options = detector.config.loss_options()
+    match = tf.function(detector.match, reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def batch_loss(box_p, logits, box_t, cls_t, weights):
+        return detection_loss(box_p, logits, box_t, cls_t, weights, anchors, **options)["total"]
+
+    def loss(box_p: tf.Tensor, logits: tf.Tensor, samples: Sequence) -> float:
+        targets = [
+            match(tf.constant(s.boxes.reshape(-1, 4), tf.float32), tf.constant(s.classes, tf.int32))
+            for s in samples
         ]
-        box_t, cls_t, w = (tf.stack(x) for x in zip(*matched, strict=True))
-        box_p, logits = detector.network(images, training=False)
-        losses = detection_loss(box_p, logits, box_t, cls_t, w, anchors, **detector.config.loss_options())
-        totals.append(float(losses["total"]) * len(idx))
-    return sum(totals) / max(len(cache), 1)
+        box_t, cls_t, weights = (tf.stack(x) for x in zip(*targets, strict=True))
+        return float(batch_loss(box_p, logits, box_t, cls_t, weights))
+
+    return loss
+
+
+def detect_with_loss(
+    predict, loss_fn, images: np.ndarray, samples: Sequence, batch_size: int = 16
+) -> tuple[list[Detections], float]:
+    """`images`' detections and the validation loss per image, from one pass of the network: the loss
+    is taken from the very box encodings and logits that were decoded (eval mode)."""
+    detections: list[Detections] = []
+    total = 0.0
+    for start in range(0, len(images), batch_size):
+        batch = samples[start : start + batch_size]
+        *found, box_p, logits = predict(np.asarray(images[start : start + batch_size]))
+        detections.extend(_detections(*found))
+        total += loss_fn(box_p, logits, batch) * len(batch)
+    return detections, total / max(len(images), 1)
 
 
 def fitness(metrics: dict) -> float:

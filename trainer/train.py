@@ -159,6 +159,7 @@ class Trainer:
         self.augmenting = cfg.augment
         self.batches = self._batches()
         self.predict = evaluate.make_predict_fn(self.detector)
+        self.val_loss = evaluate.make_loss_fn(self.detector)
         self.train_step = self._make_train_step()
         self.timer = StepTimer()
 
@@ -299,10 +300,12 @@ class Trainer:
 
     def _evaluate(self, val_cache: ImageCache, train_losses: dict[str, float]) -> dict[str, Any]:
         labels = self.detector.config.labels
-        detections = evaluate.detect(self.predict, val_cache.images)
+        detections, val_loss = evaluate.detect_with_loss(
+            self.predict, self.val_loss, val_cache.images, self.data.val
+        )
         truths = [(s.boxes, s.classes) for s in self.data.val]
         metrics = evaluate.coco_metrics(truths, detections, labels, self.detector.config.score_threshold)
-        metrics["val_loss"] = evaluate.validation_loss(self.detector, val_cache, self.data.val, self.anchors)
+        metrics["val_loss"] = val_loss
         metrics["train_loss"] = train_losses
         metrics["step"] = self.step
         append_line(self.workdir / METRICS_LOG, json.dumps(metrics))
@@ -360,7 +363,7 @@ class ScaledAdam(keras.optimizers.Adam):
 def make_optimizer(cfg: TrainConfig, network: keras.Model) -> keras.optimizers.Optimizer:
     """The config's optimizer, per-variable gradient norm clipped at 10."""
     if cfg.optimizer == "adam" and cfg.backbone_rate == 1.0:
-        return keras.optimizers.Adam(learning_rate=0.0, clipnorm=10.0)
+        return keras.optimizers.Adam(learning_rate=0.0, beta_2=cfg.beta_2, clipnorm=10.0)
     slow = set()
     if cfg.backbone_rate != 1.0:
         slow = {v.path for v in network.get_layer("backbone").trainable_variables}
@@ -368,6 +371,7 @@ def make_optimizer(cfg: TrainConfig, network: keras.Model) -> keras.optimizers.O
         slow,
         cfg.backbone_rate,
         learning_rate=0.0,
+        beta_2=cfg.beta_2,
         clipnorm=10.0,
         weight_decay=cfg.weight_decay if cfg.optimizer == "adamw" else None,
     )

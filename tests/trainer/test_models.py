@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import box_coder
-from trainer.anchors import prior_anchors
+from trainer.anchors import SMALL_OBJECT_SHAPES, prior_anchors, small_object_anchors, ssd_anchors
 from trainer.config import MODELS, TrainConfig
 from trainer.models import build_detector
 from trainer.models.backbone import WeightsUnavailable
@@ -55,3 +55,36 @@ def test_prior_anchors_are_square_cells_wide_and_ordered_row_major() -> None:
     assert anchors.shape == (5, 4)
     np.testing.assert_allclose(anchors[:2], [[0.25, 0.25, 2.0, 2.0], [0.25, 0.75, 2.0, 2.0]])
     np.testing.assert_allclose(anchors[4], [0.5, 0.5, 4.0, 4.0])
+
+
+def test_the_stride8_model_gives_a_small_buoy_an_anchor_that_fits() -> None:
+    """A 28 x 15 px buoy (robosub's median red buoy on a 320 input) overlaps no anchor of the plain SSD
+    at IoU 0.5, so it learns only through the forced best match; the stride-8 level has one that fits."""
+    buoy = tf.constant([[100 / 320, 60 / 320, 128 / 320, 75 / 320]])
+    plain = build_detector(TrainConfig(labels=("a",), alpha=0.35))
+    small = build_detector(TrainConfig(model="ssd_mobilenet_v2_s8_320", labels=("a",), alpha=0.35))
+    assert small.level_sizes[0] == 40 * 40 * len(SMALL_OBJECT_SHAPES)  # stride 8 in front
+    assert small.level_sizes[1:] == plain.level_sizes
+    np.testing.assert_allclose(small.anchors[small.level_sizes[0] :], plain.anchors)
+    # the plain SSD's layers keep their names, so its checkpoints and tests see the same model
+    names = {layer.name for layer in small.network.layers}
+    assert {"box_head0", "class_head0", "box_head_s8", "class_head_s8"} <= names
+
+    def best(detector) -> float:
+        overlaps = box_coder.iou(buoy, box_coder.center_to_corners(tf.constant(detector.anchors)))
+        return float(tf.reduce_max(overlaps))
+
+    assert best(plain) < 0.5 <= best(small)
+    _, classes, _ = small.match(buoy, tf.constant([1]))
+    positives = np.flatnonzero(classes.numpy() > 0)
+    assert len(positives) and positives.max() < small.level_sizes[0]  # learnt by the stride-8 level
+
+
+def test_small_object_anchors_are_the_listed_shapes_in_each_stride8_cell() -> None:
+    anchors = small_object_anchors([2, 1, 1])
+    per_cell = len(SMALL_OBJECT_SHAPES)
+    assert anchors.shape == (4 * per_cell + len(ssd_anchors([1, 1])), 4)
+    hw = anchors[:per_cell, 2:]
+    assert np.allclose(hw[:, 1] / hw[:, 0], [ar for _, ar in SMALL_OBJECT_SHAPES])  # width / height
+    assert np.allclose(np.sqrt(hw[:, 0] * hw[:, 1]), [s for s, _ in SMALL_OBJECT_SHAPES])
+    np.testing.assert_allclose(anchors[per_cell, :2], [0.25, 0.75])  # second cell, same row

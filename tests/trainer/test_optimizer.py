@@ -33,6 +33,14 @@ def test_the_default_is_plain_adam() -> None:
     assert type(optimizer) is keras.optimizers.Adam and optimizer.weight_decay is None
 
 
+@pytest.mark.parametrize("changes", [{}, {"optimizer": "adamw"}, {"backbone_rate": 0.5}])
+def test_every_optimizer_takes_the_configs_second_moment_decay(changes) -> None:
+    assert make_optimizer(TrainConfig(**changes), _network()).beta_2 == 0.999
+    assert make_optimizer(TrainConfig(beta_2=0.99, **changes), _network()).beta_2 == 0.99
+    with pytest.raises(ValueError, match="beta_2"):
+        TrainConfig(beta_2=1.0)
+
+
 def test_the_backbone_moves_at_its_share_of_the_rate() -> None:
     moved = _one_step(TrainConfig(backbone_rate=0.25))
     # Adam's first step moves every weight by the rate (times the gradient's sign)

@@ -30,6 +30,37 @@ def test_tiny_run_reaches_high_eval_mode_map_on_its_training_data(trained_model)
     assert metrics["recall"] > 0.5
 
 
+def test_validation_loss_comes_from_the_same_pass_as_the_detections(trained_model) -> None:
+    """One pass of the network gives both: the same detections as `detect`, and the loss of the
+    network's eval-mode outputs against the detector's own targets, computed here eagerly."""
+    import numpy as np
+    import tensorflow as tf
+
+    from trainer.loss import detection_loss
+
+    cfg = trained_model.config
+    detector = build_detector(cfg)
+    detector.network.load_weights(str(trained_model.result.checkpoint / "model.weights.h5"))
+    samples = trained_model.data.train[:20]
+    images = ImageCache(samples, cfg.input_size, trained_model.data.cache_dir).images
+    predict = evaluate.make_predict_fn(detector)
+    detections, loss = evaluate.detect_with_loss(predict, evaluate.make_loss_fn(detector), images, samples, 8)
+    for got, want in zip(detections, evaluate.detect(predict, images), strict=True):
+        np.testing.assert_array_equal(got.classes, want.classes)
+        np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-6)  # other batch size, other sums
+    totals = []
+    for start in (0, 8, 16):  # batches of 8, as above: the loss is normalised per batch
+        batch = samples[start : start + 8]
+        targets = [detector.match(tf.constant(s.boxes.reshape(-1, 4)), tf.constant(s.classes)) for s in batch]
+        box_t, cls_t, w = (tf.stack(x) for x in zip(*targets, strict=True))
+        box_p, logits = detector.network(np.asarray(images[start : start + 8], np.float32), training=False)
+        anchors = tf.constant(detector.anchors)
+        total = detection_loss(box_p, logits, box_t, cls_t, w, anchors, **cfg.loss_options())["total"]
+        totals.append(float(total) * len(batch))
+    assert loss > 0
+    assert loss == pytest.approx(sum(totals) / len(samples), rel=1e-4)
+
+
 def test_metrics_are_written_every_checkpoint(trained_model) -> None:
     work = trained_model.out_dir.parent / "work"
     lines = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]

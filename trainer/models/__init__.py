@@ -12,6 +12,10 @@ def build_detector(config: TrainConfig) -> Detector:
         from trainer.models.ssd_mobilenet_v2 import build_ssd_mobilenet_v2
 
         return build_ssd_mobilenet_v2(config)
+    if config.model == "ssd_mobilenet_v2_s8_320":
+        from trainer.models.ssd_mobilenet_v2 import build_ssd_mobilenet_v2_s8
+
+        return build_ssd_mobilenet_v2_s8(config)
     if config.model == "ssd_mobilenet_v2_fpnlite_320":
         from trainer.models.fpnlite import build_fpnlite
 

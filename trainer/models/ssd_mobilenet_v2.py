@@ -3,6 +3,10 @@
 Features: block_13_expand_relu (stride 16) and out_relu (stride 32) of MobileNetV2, then four
 extra layers down to 1x1, each 1x1 conv -> 3x3 depthwise stride 2 -> 1x1 conv. Each of the six
 levels has a depthwise-separable box head and class head.
+
+`ssd_mobilenet_v2_s8_320` adds a seventh level in front: block_6_expand_relu (stride 8, 40 x 40 on
+a 320 input) with small and thin anchors (trainer/anchors.py SMALL_OBJECT_SHAPES), for objects
+smaller than the 32 px that the plain SSD's smallest anchor covers.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from trainer.anchors import ssd_anchors, ssd_anchors_per_cell
+from trainer.anchors import SMALL_OBJECT_SHAPES, small_object_anchors, ssd_anchors, ssd_anchors_per_cell
 from trainer.config import TrainConfig
 from trainer.models.backbone import backbone_features, set_bn_momentum
 from trainer.models.detector import Detector
@@ -66,10 +70,18 @@ PRIOR_BIAS = -4.595
 
 
 def build_ssd_mobilenet_v2(config: TrainConfig) -> Detector:
+    return _build(config, stride8=False)
+
+
+def build_ssd_mobilenet_v2_s8(config: TrainConfig) -> Detector:
+    return _build(config, stride8=True)
+
+
+def _build(config: TrainConfig, stride8: bool) -> Detector:
     alpha = config.alpha
-    images, (c4, c5) = backbone_features(config, ("block_13_expand_relu", "out_relu"))
-    maps = [c4, c5]
-    y = c5
+    names = ("block_6_expand_relu",) * stride8 + ("block_13_expand_relu", "out_relu")
+    images, maps = backbone_features(config, names)
+    y = maps[-1]
     shrink = min(1.0, max(alpha, 0.25))  # narrower extras for narrow test models
     for i, (mid, out) in enumerate(EXTRA_CHANNELS):
         y = conv_bn(y, max(16, int(mid * shrink)), 1, name=f"extra{i}_a")
@@ -77,14 +89,16 @@ def build_ssd_mobilenet_v2(config: TrainConfig) -> Detector:
         y = conv_bn(y, max(16, int(out * shrink)), 1, name=f"extra{i}_c")
         maps.append(y)
 
-    per_cell = ssd_anchors_per_cell(len(maps))
+    per_cell = [len(SMALL_OBJECT_SHAPES)] * stride8 + ssd_anchors_per_cell(len(maps) - stride8)
     num_classes = config.num_classes
+    # the plain SSD's heads keep their names (box_head0 is stride 16); the stride-8 one is *_s8
+    tags = ["_s8"] * stride8 + [str(i) for i in range(len(maps) - stride8)]
     box_maps = [
-        separable_head(m, a * 4, f"box_head{i}") for i, (m, a) in enumerate(zip(maps, per_cell, strict=True))
+        separable_head(m, a * 4, f"box_head{t}") for m, a, t in zip(maps, per_cell, tags, strict=True)
     ]
     cls_maps = [
-        separable_head(m, a * num_classes, f"class_head{i}", PRIOR_BIAS)
-        for i, (m, a) in enumerate(zip(maps, per_cell, strict=True))
+        separable_head(m, a * num_classes, f"class_head{t}", PRIOR_BIAS)
+        for m, a, t in zip(maps, per_cell, tags, strict=True)
     ]
     boxes = flatten_predictions(box_maps, 4, "box_encodings")
     logits = flatten_predictions(cls_maps, num_classes, "class_logits")
@@ -92,4 +106,5 @@ def build_ssd_mobilenet_v2(config: TrainConfig) -> Detector:
     set_bn_momentum(network, config.bn_momentum)
     grids = [int(m.shape[1]) for m in maps]
     sizes = tuple(g * g * a for g, a in zip(grids, per_cell, strict=True))
-    return Detector(network, ssd_anchors(grids), config, sizes)
+    anchors = small_object_anchors(grids) if stride8 else ssd_anchors(grids)
+    return Detector(network, anchors, config, sizes)
