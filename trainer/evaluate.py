@@ -59,7 +59,7 @@ def make_loss_fn(detector: Detector) -> Callable[[tf.Tensor, tf.Tensor, Sequence
     traced once: the targets by the detector's own matching, the loss the trainer minimises."""
     anchors = tf.constant(detector.anchors)
     options = detector.config.loss_options()
-    match = tf.function(detector.match, reduce_retracing=True)
+    match = detector.traced_match
 
     @tf.function(reduce_retracing=True)
     def batch_loss(box_p, logits, box_t, cls_t, weights):
