@@ -61,6 +61,11 @@ class TrainConfig:
     beta_2: float = 0.999
     weight_decay: float = 0.01
     backbone_rate: float = 1.0
+    # From scratch only: every residual block of the backbone starts as the identity (the BatchNorm
+    # after its last convolution starts at zero, Goyal et al. 2017), so the random network starts
+    # shallow. The demo's model reached mAP@0.5 0.994-0.997 in 3 minutes at five seeds of five with
+    # it, against 0.715-0.999 without (README).
+    zero_init_residual: bool = True
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

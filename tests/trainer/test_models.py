@@ -88,3 +88,30 @@ def test_small_object_anchors_are_the_listed_shapes_in_each_stride8_cell() -> No
     assert np.allclose(hw[:, 1] / hw[:, 0], [ar for _, ar in SMALL_OBJECT_SHAPES])  # width / height
     assert np.allclose(np.sqrt(hw[:, 0] * hw[:, 1]), [s for s, _ in SMALL_OBJECT_SHAPES])
     np.testing.assert_allclose(anchors[per_cell, :2], [0.25, 0.75])  # second cell, same row
+
+
+def test_zero_init_residual_starts_every_residual_block_as_the_identity() -> None:
+    import keras
+
+    from trainer.models.backbone import mobilenet_v2, zero_init_residual
+
+    backbone = mobilenet_v2(96, 0.35, "none")
+    assert zero_init_residual(backbone) == 10  # MobileNetV2's ten blocks with a skip connection
+    add = backbone.get_layer("block_5_add")
+    probe = keras.Model(backbone.input, [add.input[0], add.output])
+    skip, out = probe(np.random.default_rng(0).uniform(-1, 1, (2, 96, 96, 3)).astype("float32"))
+    np.testing.assert_allclose(out, skip)  # the block adds nothing until training moves its gamma
+    branch = keras.Model(backbone.input, backbone.get_layer("block_5_project_BN").output)
+    assert not np.any(branch(np.ones((1, 96, 96, 3), "float32")))
+    # A block without a skip connection keeps its random scale.
+    assert np.all(backbone.get_layer("block_6_project_BN").gamma.numpy() == 1.0)
+
+
+def test_a_model_from_scratch_starts_its_residual_blocks_as_the_identity_unless_told_not_to() -> None:
+    def gamma(**changes) -> np.ndarray:
+        config = TrainConfig(labels=("a",), input_size=96, alpha=0.35, **changes)
+        backbone = build_detector(config).network.get_layer("backbone")
+        return backbone.get_layer("block_5_project_BN").gamma.numpy()
+
+    assert not np.any(gamma())  # from scratch (weights "none"), the default
+    assert np.all(gamma(zero_init_residual=False) == 1.0)

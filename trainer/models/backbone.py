@@ -68,6 +68,16 @@ def freeze_until(backbone: keras.Model, layer_name: str) -> int:
     return cut
 
 
+def zero_init_residual(backbone: keras.Model) -> int:
+    """Start every residual block as the identity: zero the scale (gamma) of the BatchNorm that ends
+    its branch, so `x + branch(x)` is `x` until training moves it. Returns how many blocks."""
+    blocks = [layer.name.removesuffix("_add") for layer in backbone.layers if layer.name.endswith("_add")]
+    for block in blocks:
+        bn = backbone.get_layer(f"{block}_project_BN")
+        bn.gamma.assign(keras.ops.zeros_like(bn.gamma))
+    return len(blocks)
+
+
 def backbone_features(config: TrainConfig, layer_names: Sequence[str]) -> tuple[keras.KerasTensor, list]:
     """The model input (uint8-range RGB as float32) and the named MobileNetV2 feature maps.
 
@@ -80,6 +90,8 @@ def backbone_features(config: TrainConfig, layer_names: Sequence[str]) -> tuple[
     backbone = mobilenet_v2(size, config.alpha, config.weights)
     if config.weights not in ("none", "") and config.freeze_until:
         freeze_until(backbone, config.freeze_until)
+    if config.weights in ("none", "") and config.zero_init_residual:
+        zero_init_residual(backbone)
     features = keras.Model(
         backbone.input, [backbone.get_layer(n).output for n in layer_names], name="backbone"
     )
