@@ -9,7 +9,17 @@ from typing import Any
 
 from storage.plan import CHECKPOINT_EVERY, DEFAULT_MODEL, MODELS, effective_batch_size, epochs_for
 
-__all__ = ["CHECKPOINT_EVERY", "DEFAULT_MODEL", "MODELS", "TrainConfig", "effective_batch_size", "epochs_for"]
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "DEFAULT_MODEL",
+    "MODELS",
+    "NO_WEIGHTS",
+    "TrainConfig",
+    "effective_batch_size",
+    "epochs_for",
+]
+
+NO_WEIGHTS = frozenset({"none", ""})  # `weights` values that mean: train the backbone from scratch
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,11 @@ class TrainConfig:
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def from_scratch(self) -> bool:
+        """No pretrained backbone: every layer starts random and trains."""
+        return self.weights in NO_WEIGHTS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

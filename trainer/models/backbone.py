@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 
 from storage.errors import UserError
-from trainer.config import TrainConfig
+from trainer.config import NO_WEIGHTS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def mobilenet_v2(input_size: int, alpha: float, weights: str) -> keras.Model:
                 "(needs far more data and steps)."
             ) from e
     backbone = keras.applications.MobileNetV2(input_shape=shape, alpha=alpha, include_top=False, weights=None)
-    if weights in ("none", ""):
+    if weights in NO_WEIGHTS:
         return backbone
     path = Path(weights)
     if not path.is_file():
@@ -88,10 +88,11 @@ def backbone_features(config: TrainConfig, layer_names: Sequence[str]) -> tuple[
     images = keras.Input((size, size, 3), name="images")
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(images)
     backbone = mobilenet_v2(size, config.alpha, config.weights)
-    if config.weights not in ("none", "") and config.freeze_until:
+    if config.from_scratch:
+        if config.zero_init_residual:
+            zero_init_residual(backbone)
+    elif config.freeze_until:
         freeze_until(backbone, config.freeze_until)
-    if config.weights in ("none", "") and config.zero_init_residual:
-        zero_init_residual(backbone)
     features = keras.Model(
         backbone.input, [backbone.get_layer(n).output for n in layer_names], name="backbone"
     )
