@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
 from trainer import box_coder
@@ -62,10 +63,13 @@ def make_predict_fn(detector: Detector, post: PostProcess = DEFAULT):
     anchors = tf.constant(detector.anchors)
     network = detector.network
     k = post.max_detections
+    # Any batch size, traced once: a checkpoint's evaluation and its sample picture call it with
+    # different batch sizes, and each new shape would cost a trace (5-10 s on two cores).
+    spec = tf.TensorSpec([None, *network.input_shape[1:]], tf.float32)
 
-    @tf.function(reduce_retracing=True, autograph=False)
-    def predict(images: tf.Tensor):
-        box_enc, logits = network(tf.cast(images, tf.float32), training=False)
+    @tf.function(input_signature=[spec], autograph=False)
+    def traced(images: tf.Tensor):
+        box_enc, logits = network(images, training=False)
         boxes = box_coder.decode(box_enc, anchors)
         scores = tf.sigmoid(logits)
         if post.use_regular_nms:
@@ -93,5 +97,8 @@ def make_predict_fn(detector: Detector, post: PostProcess = DEFAULT):
         out_scores = tf.gather(best, keep, batch_dims=1)
         out_classes = tf.gather(tf.argmax(scores, axis=-1, output_type=tf.int32), keep, batch_dims=1)
         return out_boxes, out_scores, out_classes, valid, box_enc, logits
+
+    def predict(images: np.ndarray | tf.Tensor):
+        return traced(tf.cast(images, tf.float32))
 
     return predict

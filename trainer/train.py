@@ -336,7 +336,42 @@ class Trainer:
         return self.checkpoints.commit(tmp, self.step)
 
 
-class ScaledAdam(keras.optimizers.Adam):
+class FusedAdam(keras.optimizers.Adam):
+    """Keras' Adam with each variable's update as one TensorFlow op, ResourceApplyAdam, which does the
+    same arithmetic: m and v, then var -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
+
+    Keras writes that update as about twenty ops per variable. Tracing them for MobileNetV2's 252
+    variables took 11 of the train step's 21 s of tracing on two cores, paid at every training start
+    (and every resume). The optimizer's variables are Keras' own, so checkpoints do not change.
+    """
+
+    def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
+        # b1^t and b2^t once per step, not once per variable (the update runs before t advances)
+        step = tf.cast(self.iterations + 1, tf.float32)
+        self._powers = (tf.pow(self.beta_1, step), tf.pow(self.beta_2, step))
+        return super().apply(grads, trainable_variables)
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        if self.amsgrad or variable.dtype != tf.float32:
+            super().update_step(gradient, variable, learning_rate)
+            return
+        index = self._get_variable_index(variable)
+        beta1_power, beta2_power = self._powers
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle,
+            m=self._momentums[index].value.handle,
+            v=self._velocities[index].value.handle,
+            beta1_power=beta1_power,
+            beta2_power=beta2_power,
+            lr=tf.cast(learning_rate, tf.float32),
+            beta1=self.beta_1,
+            beta2=self.beta_2,
+            epsilon=self.epsilon,
+            grad=tf.cast(gradient, tf.float32),
+        )
+
+
+class ScaledAdam(FusedAdam):
     """Adam, or AdamW with `weight_decay` (Keras applies it decoupled, at the global rate), with the
     learning rate of the `slow` variables (by path) scaled by `slow_rate`.
 
@@ -363,7 +398,7 @@ class ScaledAdam(keras.optimizers.Adam):
 def make_optimizer(cfg: TrainConfig, network: keras.Model) -> keras.optimizers.Optimizer:
     """The config's optimizer, per-variable gradient norm clipped at 10."""
     if cfg.optimizer == "adam" and cfg.backbone_rate == 1.0:
-        return keras.optimizers.Adam(learning_rate=0.0, beta_2=cfg.beta_2, clipnorm=10.0)
+        return FusedAdam(learning_rate=0.0, beta_2=cfg.beta_2, clipnorm=10.0)
     slow = set()
     if cfg.backbone_rate != 1.0:
         slow = {v.path for v in network.get_layer("backbone").trainable_variables}

@@ -1,5 +1,5 @@
 """Remote workers end to end with an s3:// store (moto's S3 server on loopback): checkpoints and the
-model travel through S3 while one job outlives every way a worker can leave it."""
+model travel through S3 while one job outlives a frozen worker and a shutdown."""
 
 from __future__ import annotations
 
@@ -27,28 +27,19 @@ def s3_cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
 
 
-def test_with_an_s3_store_a_job_survives_kill_freeze_and_shutdown(s3_cluster: Cluster) -> None:
-    """One job's life through every way a worker can leave it, with checkpoints and the model in S3:
-    SIGKILL (resumed elsewhere at attempt 2), SIGSTOP (handed on at attempt 3, late reports dropped)
-    and a shutdown (SIGTERM: the worker gives the job back at once, and no attempt is counted)."""
+def test_with_an_s3_store_a_job_survives_freeze_and_shutdown(s3_cluster: Cluster) -> None:
+    """One job's life through the ways a worker leaves it without dying, checkpoints and the model in
+    S3: SIGSTOP (handed on at attempt 2, late reports dropped) and a shutdown (SIGTERM: the worker
+    gives the job back at once, and no attempt is counted). SIGKILL is in the file:// scenario: the
+    hand-on after silence is the same code whichever way the worker fell silent."""
     c = s3_cluster
     c.start_worker(), c.start_worker()
-    job = c.queue(140)
+    job = c.queue(100)
 
     reached = c.wait_checkpoint(job.id)
-    killed = c.worker_of(c.job(job.id))
-    killed.proc.send_signal(signal.SIGKILL)
-    c.start_worker()
-    wait_for(
-        lambda: c.job(job.id).attempts == 2 and c.job(job.id).state == JobState.RUNNING, 240, "attempt 2"
-    )
+    frozen = c.freeze_until_handed_on(job.id, attempts=2)
     wait_for(lambda: len(c.started_steps(job.id)) == 2, 60, "the second start")
     assert c.started_steps(job.id)[1] >= reached > 0  # from the checkpoint in S3, not from step 0
-
-    reached = c.wait_checkpoint(job.id, after_step=reached)
-    frozen = c.freeze_until_handed_on(job.id, attempts=3)
-    wait_for(lambda: len(c.started_steps(job.id)) == 3, 60, "the third start")
-    assert c.started_steps(job.id)[2] >= reached
 
     reached = c.wait_checkpoint(job.id, after_step=reached)
     leaving = c.worker_of(c.job(job.id))
@@ -59,11 +50,11 @@ def test_with_an_s3_store_a_job_survives_kill_freeze_and_shutdown(s3_cluster: Cl
     assert took < 30, f"the worker took {took:.0f} s to shut down"
     assert "given back to the queue" in leaving.text()
     wait_for(
-        lambda: len(c.started_steps(job.id)) == 4, 120, "the fourth start, on the frozen-then-resumed worker"
+        lambda: len(c.started_steps(job.id)) == 3, 120, "the third start, on the frozen-then-resumed worker"
     )
     assert c.worker_of(c.job(job.id)) is frozen
-    assert c.job(job.id).attempts == 3  # a hand-back is not a failed attempt
-    assert c.started_steps(job.id)[3] >= reached
+    assert c.job(job.id).attempts == 2  # a hand-back is not a failed attempt
+    assert c.started_steps(job.id)[2] >= reached
     assert "Requeued: its worker shut down" in " ".join(str(e.data) for e in c.services.jobs.events(job.id))
 
     done = c.wait_state(job.id, {JobState.SUCCEEDED, JobState.FAILED}, timeout=300)

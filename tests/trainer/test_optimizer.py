@@ -5,9 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from trainer.config import TrainConfig
-from trainer.train import ScaledAdam, make_optimizer
+from trainer.train import FusedAdam, ScaledAdam, make_optimizer
 
 
 def _network() -> keras.Model:
@@ -30,7 +31,34 @@ def _one_step(config: TrainConfig) -> dict[str, np.ndarray]:
 
 def test_the_default_is_plain_adam() -> None:
     optimizer = make_optimizer(TrainConfig(), _network())
-    assert type(optimizer) is keras.optimizers.Adam and optimizer.weight_decay is None
+    assert type(optimizer) is FusedAdam and optimizer.weight_decay is None
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_the_fused_update_is_keras_adam(traced: bool) -> None:
+    """Four steps of changing gradients and rates (some clipped): the same weights as Keras' Adam."""
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=shape).astype(np.float32) for shape in [(3, 4), (5,), (2, 2, 3)]]
+    grads = [[rng.normal(size=x.shape).astype(np.float32) * 5 * (i + 1) for x in start] for i in range(4)]
+
+    def train(optimizer: keras.optimizers.Optimizer) -> list[np.ndarray]:
+        variables = [keras.Variable(x) for x in start]
+        optimizer.build(variables)
+
+        def step(g: list[tf.Tensor]) -> None:
+            optimizer.apply_gradients(zip(g, variables, strict=True))
+
+        run = tf.function(step) if traced else step
+        for i, g in enumerate(grads):
+            optimizer.learning_rate.assign(0.01 * (i + 1))
+            run([tf.constant(x) for x in g])
+        return [v.numpy() for v in variables]
+
+    settings = dict(learning_rate=0.0, beta_2=0.99, clipnorm=10.0)
+    fused, keras_adam = train(FusedAdam(**settings)), train(keras.optimizers.Adam(**settings))
+    for a, b, s in zip(fused, keras_adam, start, strict=True):
+        assert np.abs(b - s).max() > 0.05  # they moved
+        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 @pytest.mark.parametrize("changes", [{}, {"optimizer": "adamw"}, {"backbone_rate": 0.5}])
