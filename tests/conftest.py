@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import trainer  # noqa: F401  (before any test imports TensorFlow: its settings, trainer/__init__.py)
 from storage.model_folder import Manifest, ModelFolder
 from storage.services import Services, open_services
 from storage.settings import Settings

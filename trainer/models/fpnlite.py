@@ -17,6 +17,7 @@ from keras import layers
 from trainer.anchors import fpn_anchors, fpn_anchors_per_cell, prior_anchors
 from trainer.config import TrainConfig
 from trainer.models.backbone import backbone_features, set_bn_momentum
+from trainer.models.batchnorm import fuse_batch_norms
 from trainer.models.detector import Detector
 from trainer.models.ssd_mobilenet_v2 import PRIOR_BIAS, WEIGHT_DECAY, flatten_predictions
 
@@ -98,6 +99,7 @@ def _detector(config: TrainConfig, images, maps: list, per_cell: int, channels: 
     )
     network = keras.Model(images, [boxes, logits], name=config.model)
     set_bn_momentum(network, config.bn_momentum)
+    fuse_batch_norms(network)
     grids = [int(p.shape[1]) for p in maps]
     return Detector(network, anchors_for(grids), config, tuple(g * g * per_cell for g in grids))
 

@@ -17,6 +17,7 @@ from keras import layers
 from trainer.anchors import SMALL_OBJECT_SHAPES, small_object_anchors, ssd_anchors, ssd_anchors_per_cell
 from trainer.config import TrainConfig
 from trainer.models.backbone import backbone_features, set_bn_momentum
+from trainer.models.batchnorm import fuse_batch_norms
 from trainer.models.detector import Detector
 
 EXTRA_CHANNELS = ((256, 512), (128, 256), (128, 256), (64, 128))
@@ -104,6 +105,7 @@ def _build(config: TrainConfig, stride8: bool) -> Detector:
     logits = flatten_predictions(cls_maps, num_classes, "class_logits")
     network = keras.Model(images, [boxes, logits], name=config.model)
     set_bn_momentum(network, config.bn_momentum)
+    fuse_batch_norms(network)
     grids = [int(m.shape[1]) for m in maps]
     sizes = tuple(g * g * a for g, a in zip(grids, per_cell, strict=True))
     anchors = small_object_anchors(grids) if stride8 else ssd_anchors(grids)
