@@ -228,7 +228,12 @@ def main() -> None:
     r.add_argument("--weights", default=str(SHARED / "weights" / "mobilenet_v2_1.0_no_top.weights.h5"))
     r.add_argument("--model", default="ssd_mobilenet_v2_320")
     r.add_argument("--batch-size", type=int, default=32)
-    r.add_argument("--rate", type=float, default=13.0, help="expected training images/s (sets the steps)")
+    r.add_argument(
+        "--rate",
+        type=float,
+        default=20.0,
+        help="expected training images/s (sets the steps; above what is reached, so time ends the run)",
+    )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--name", default="default")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a TrainConfig change")
