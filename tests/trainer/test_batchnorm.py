@@ -24,6 +24,11 @@ def tiny(seed: int = 1) -> keras.Model:
 
 
 def train(model: keras.Model, images: tf.Tensor, steps: int) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    step = _step(model)
+    return [tuple(tf.nest.map_structure(np.asarray, step(images))) for _ in range(steps)]
+
+
+def _step(model: keras.Model) -> tf.types.experimental.PolymorphicFunction:
     @tf.function
     def step(x: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
         with tf.GradientTape() as tape:
@@ -31,7 +36,19 @@ def train(model: keras.Model, images: tf.Tensor, steps: int) -> list[tuple[np.nd
             loss = tf.reduce_sum(tf.sin(y))
         return y, tape.gradient(loss, model.trainable_variables)
 
-    return [tuple(tf.nest.map_structure(np.asarray, step(images))) for _ in range(steps)]
+    return step
+
+
+def op_types(model: keras.Model, images: tf.Tensor) -> set[str]:
+    graph = _step(model).get_concrete_function(images).graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_the_training_pass_runs_the_fused_kernels() -> None:
+    model, images = tiny(), tf.zeros([3, 6, 6, 5])
+    assert "FusedBatchNormV3" not in op_types(model, images)  # Keras' own: separate ops
+    fuse_batch_norms(model)
+    assert {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= op_types(model, images)
 
 
 def test_the_fused_training_pass_is_keras_batch_norm() -> None:
