@@ -12,7 +12,8 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,23 @@ class ImageCache:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+
+# Un-augmented training images the int8 converter calibrates on, and quantization-aware training too
+CALIBRATION_IMAGES = 300
+
+
+def calibration(cache: ImageCache, seed: int) -> Callable[[], Iterator[np.ndarray]]:
+    """Up to CALIBRATION_IMAGES training images, chosen by `seed`, for int8 quantization."""
+    order = list(range(len(cache)))
+    random.Random(seed).shuffle(order)
+    chosen = sorted(order[:CALIBRATION_IMAGES])
+
+    def images() -> Iterator[np.ndarray]:
+        for i in chosen:
+            yield np.asarray(cache.images[i], np.float32)[None]
+
+    return images
 
 
 def _pad_targets(samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

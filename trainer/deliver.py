@@ -12,10 +12,8 @@ manifest    the verdict (is int8 close enough to float?), the thresholds and a s
 from __future__ import annotations
 
 import platform
-import random
 import shutil
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +27,7 @@ from storage.checkpoints import WEIGHTS
 from storage.model_folder import FLOAT, PACKED_THRESHOLDS, FileEntry, Manifest, Metrics, ModelFolder
 from storage.thresholds import Thresholds
 from trainer.config import TrainConfig
-from trainer.data import ImageCache, Sample
+from trainer.data import ImageCache, Sample, calibration
 from trainer.evaluate import Detections, coco_metrics, confusion_matrix
 from trainer.events import TrainResult
 from trainer.metadata import detection_metadata, populate
@@ -40,11 +38,7 @@ from trainer.train import LOSS_LOG, METRICS_LOG, TrainData
 from trainer.verify import MAX_INT8_DROP, check_signature, gate_copies, int8_drop, run_tflite
 
 INT8_DROP = "int8_drop"  # metrics.by_model key of gate_drop's figures
-CALIBRATION_IMAGES = 300  # un-augmented training images (from the image cache)
 PREVIEW_IMAGES = 6
-# The exported box encodings are clipped to this times the largest a training object asks of an
-# anchor (trainer/export.py::save_module): room for objects a little beyond the training photos'.
-BOX_BOUND_MARGIN = 1.5
 
 
 @dataclass
@@ -107,8 +101,7 @@ def export(
     detector = build_detector(config.with_(weights="none"))
     detector.network.load_weights(str(checkpoint / WEIGHTS))
     train_cache = ImageCache(data.train, config.input_size, data.cache_dir)
-    largest = detector.target_bound(data.train)
-    bound = None if largest is None else BOX_BOUND_MARGIN * largest
+    bound = detector.box_bound(data.train)
     representative = calibration(train_cache, config.seed)
     convert(detector, folder.float_model, folder.int8_model, representative, box_bound=bound)
     files = {"float": folder.float_model, "int8": folder.int8_model}
@@ -344,16 +337,3 @@ def _quality(config: TrainConfig, shown: Evaluation, thresholds: Thresholds) -> 
         thresholds.confusion["matrix"],
         shown.split,
     )
-
-
-def calibration(cache: ImageCache, seed: int) -> Callable[[], Iterator[np.ndarray]]:
-    """Up to CALIBRATION_IMAGES training images, chosen by `seed`, for int8 quantization."""
-    order = list(range(len(cache)))
-    random.Random(seed).shuffle(order)
-    chosen = sorted(order[:CALIBRATION_IMAGES])
-
-    def images() -> Iterator[np.ndarray]:
-        for i in chosen:
-            yield np.asarray(cache.images[i], np.float32)[None]
-
-    return images

@@ -14,6 +14,10 @@ from trainer import box_coder
 from trainer.config import TrainConfig
 from trainer.data import Sample
 
+# The exported box encodings are clipped to this times the largest a training object asks of an
+# anchor (trainer/export.py::save_module): room for objects a little beyond the training photos'.
+BOX_BOUND_MARGIN = 1.5
+
 
 @dataclass
 class Detector:
@@ -56,3 +60,8 @@ class Detector:
                     value = float(tf.reduce_max(tf.abs(positive)))
                     largest = value if largest is None else max(largest, value)
         return largest
+
+    def box_bound(self, samples: Sequence[Sample]) -> float | None:
+        """Where the export clips the box encodings: BOX_BOUND_MARGIN x `target_bound(samples)`."""
+        largest = self.target_bound(samples)
+        return None if largest is None else BOX_BOUND_MARGIN * largest
