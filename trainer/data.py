@@ -71,7 +71,7 @@ class ImageCache:
         return int(self.images.shape[0])
 
 
-# Un-augmented training images the int8 converter calibrates on, and quantization-aware training too
+# Un-augmented training images the int8 converter calibrates on (at most)
 CALIBRATION_IMAGES = 300
 
 

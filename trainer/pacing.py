@@ -68,7 +68,7 @@ class StepTimer:
         try:
             yield
         finally:
-            self.split[name] = self.split.get(name, 0.0) + time.monotonic() - start
+            self.split[name] += time.monotonic() - start
 
     def tick(self) -> None:
         now = time.monotonic()

@@ -36,12 +36,11 @@ from storage.checkpoints import CONFIG, OPTIMIZER, STATE, TRAINING_WEIGHTS, WEIG
 from trainer import evaluate
 from trainer.checkpoint_samples import save_samples
 from trainer.config import TrainConfig
-from trainer.data import ImageCache, Sample, calibration, train_dataset
+from trainer.data import ImageCache, Sample, train_dataset
 from trainer.ema import WeightAverage
 from trainer.events import Checkpoint, Event, Finished, Started, Step, TrainResult
 from trainer.loss import detection_loss
 from trainer.models import build_detector
-from trainer.models.fake_quant import FakeQuantization
 from trainer.pacing import EarlyStopping, Schedule, StepTimer
 
 __all__ = ["TrainData", "TrainResult", "Trainer", "select_device"]
@@ -136,8 +135,6 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.device = select_device()
         self.detector = build_detector(cfg)
-        # before anything is traced: the rounding is in the graph from the start, switched off
-        self.fake_quant = FakeQuantization(self.detector.network) if cfg.quantize_from < 1.0 else None
         self.anchors = tf.constant(self.detector.anchors)
         # The rate is set before every step from the schedule (it depends on time, which Keras'
         # schedules cannot see); the optimizer holds it in a variable, so nothing is retraced.
@@ -173,11 +170,6 @@ class Trainer:
         if self.augmenting and self.schedule.progress(self.step, seconds) >= cfg.augment_until:
             self.augmenting = False  # the end of the run sees the photos as they are
             self.batches = self._batches()
-        fake_quant = self.fake_quant
-        progress = self.schedule.progress(self.step, seconds)
-        if fake_quant is not None and not fake_quant.on and progress >= cfg.quantize_from:
-            with self.timer.part("int8 ranges"):
-                self._start_quantizing(fake_quant)
         with self.timer.part("waiting for data"):
             images, targets = next(self.batches)
         rate = self.schedule(self.step, seconds)
@@ -211,17 +203,6 @@ class Trainer:
         if self.step % LOSS_LOG_EVERY == 0 or self.step == cfg.steps:
             append_line(self.workdir / LOSS_LOG, json.dumps({"step": self.step, **losses}))
         return losses
-
-    def _start_quantizing(self, fake_quant: FakeQuantization) -> None:
-        """From here on training rounds activations as the int8 model will, on the ranges the
-        converter will find: measured now on its calibration images, with the export's box clip."""
-        fake_quant.box_bound = self.detector.box_bound(self.data.train)
-        images = calibration(self.train_cache, self.config.seed)
-        batches = (np.concatenate(chunk) for chunk in _chunks(images(), self.config.batch_size))
-        with self._averaged():  # the weights that will be exported
-            fake_quant.calibrate(batches)
-        fake_quant.enable()
-        log.info("quantization-aware from step %d: %d activations rounded", self.step, len(fake_quant.layers))
 
     def _evaluate_and_checkpoint(self, losses: dict[str, float]) -> bool:
         """Evaluate, save a checkpoint (and the best one), prune; True when patience ran out."""
@@ -449,17 +430,6 @@ def _restore_optimizer(optimizer: keras.optimizers.Optimizer, path: Path) -> Non
 def _optimizer_state(optimizer: keras.optimizers.Optimizer) -> list:
     """The optimizer's variables that a checkpoint keeps: not the learning rate, which the schedule sets."""
     return [v for v in optimizer.variables if v.name != "learning_rate"]
-
-
-def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def append_line(path: Path, line: str) -> None:
