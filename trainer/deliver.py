@@ -96,6 +96,7 @@ def export(
 
     from trainer.export import convert
     from trainer.models import build_detector
+    from trainer.stem import equalize_stem
 
     keras.mixed_precision.set_global_policy("float32")  # export in float32 even after GPU training
     detector = build_detector(config.with_(weights="none"))
@@ -103,6 +104,8 @@ def export(
     train_cache = ImageCache(data.train, config.input_size, data.cache_dir)
     bound = detector.box_bound(data.train)
     representative = calibration(train_cache, config.seed)
+    # Only the exported copy: the weights file that goes on training below is the checkpoint's own.
+    equalize_stem(detector.network, representative)
     convert(detector, folder.float_model, folder.int8_model, representative, box_bound=bound)
     files = {"float": folder.float_model, "int8": folder.int8_model}
     labels_bytes = ("\n".join(config.labels) + "\n").encode()
