@@ -55,9 +55,11 @@ def layer_errors(config, weights: Path, calibration, images: np.ndarray, worst: 
 
     from trainer.export import converter, save_module
     from trainer.models import build_detector
+    from trainer.stem import equalize_stem
 
     detector = build_detector(config.with_(weights="none"))
     detector.network.load_weights(str(weights))
+    equalize_stem(detector.network, calibration)  # as delivery does (trainer/deliver.py::export)
     with tempfile.TemporaryDirectory() as tmp:
         save_module(detector, Path(tmp))
         debugger = tf.lite.experimental.QuantizationDebugger(
