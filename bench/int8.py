@@ -2,7 +2,7 @@
 and which layers quantize worst.
 
     python -m bench.int8 MODEL_DIR [--zip ../shared/datasets/robosub_transdec.zip] [--copies 5]
-                                   [--layers 20]
+                                   [--layers 20] [--float-layers NAME ...]
 
 MODEL_DIR is a delivered model folder (`bench.accuracy run --out DIR`, or a job's model folder): its
 config, Keras weights and both .tflite files. The zip is the dataset it was trained on, ingested again
@@ -18,6 +18,12 @@ and the dataset's seed only).
 2. `--layers N`: TFLite's quantization debugger runs the int8 model layer by layer beside the float
    one (each int8 layer on the same quantized inputs) and prints the N layers with the largest error,
    as RMSE in units of the layer's quantization step: rounding alone gives 0.29.
+3. `--float-layers NAME ...`: where the drop sits. The int8 model is built again from the folder's
+   weights as delivery builds it (stem equalized, box clip, the same calibration images), except that
+   every op whose name contains one of the NAMEs stays in float (the quantization debugger's
+   `denylisted_nodes`: a diagnostic, not a deliverable), and its drop is measured as in 1. E.g.
+   `--float-layers Conv1 expanded_conv_` leaves MobileNetV2's first three layers in float,
+   `--float-layers box_head class_head extra` the heads.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import argparse
 import csv
 import io
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +93,40 @@ def layer_errors(config, weights: Path, calibration, images: np.ndarray, worst: 
     return layers[:worst]
 
 
+def partly_float_model(config, weights: Path, train, calibration, names: list[str], out: Path) -> int:
+    """Write to `out` the int8 model as delivered but with the ops named by `names` in float; returns
+    how many ops stayed float."""
+    import tensorflow as tf
+
+    from trainer.export import converter, save_module, standardize_outputs
+    from trainer.models import build_detector
+    from trainer.stem import equalize_stem
+
+    detector = build_detector(config.with_(weights="none"))
+    detector.network.load_weights(str(weights))
+    equalize_stem(detector.network, calibration)
+
+    def one() -> Iterator[list[np.ndarray]]:  # the debugger needs a dataset; only the model is kept
+        yield [next(calibration())]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_module(detector, Path(tmp), box_bound=detector.box_bound(train))
+        probe = tf.lite.experimental.QuantizationDebugger(
+            converter=converter(tmp, calibration), debug_dataset=one
+        )
+        text = io.StringIO()
+        probe.run()
+        probe.layer_statistics_dump(text)
+        ops = [row["tensor_name"] for row in csv.DictReader(io.StringIO(text.getvalue()))]
+        chosen = [op for op in ops if any(name in op for name in names)]
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=chosen)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter(tmp, calibration), debug_dataset=one, debug_options=options
+        )
+        out.write_bytes(standardize_outputs(debugger.get_nondebug_quantized_model()))
+    return len(chosen)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -95,6 +136,13 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=5, help="perturbed copies of the validation images")
     parser.add_argument("--layers", type=int, default=0, help="print the N layers that quantize worst")
     parser.add_argument("--layer-images", type=int, default=120, help="validation images for --layers")
+    parser.add_argument(
+        "--float-layers",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="ops whose names contain a NAME stay float",
+    )
     args = parser.parse_args()
 
     from storage.model_folder import ModelFolder
@@ -122,8 +170,22 @@ def main() -> None:
             folder.float_model, folder.int8_model, images, truths, config.labels, copies=args.copies
         )
         show_drop(noise)
+        train_images = ImageCache(data.train, config.input_size, data.cache_dir)
+        if args.float_layers:
+            partly = home / "partly_float.tflite"
+            n = partly_float_model(
+                config,
+                folder.weights,
+                data.train,
+                calibration(train_images, config.seed),
+                args.float_layers,
+                partly,
+            )
+            print(f"\nthe same with {n} ops in float ({', '.join(args.float_layers)}):", flush=True)
+            show_drop(
+                int8_drop(folder.float_model, partly, images, truths, config.labels, copies=args.copies)
+            )
         if args.layers:
-            train_images = ImageCache(data.train, config.input_size, data.cache_dir)
             step = max(1, len(images) // args.layer_images)
             worst = layer_errors(
                 config, folder.weights, calibration(train_images, config.seed), images[::step], args.layers
