@@ -56,17 +56,25 @@ def show_drop(noise: dict) -> None:
     )
 
 
-def layer_errors(config, weights: Path, calibration, images: np.ndarray, worst: int) -> list[dict]:
-    """The `worst` layers by RMSE / quantization step, from TFLite's quantization debugger."""
-    import tensorflow as tf
-
-    from trainer.export import converter, save_module
+def delivered_detector(config, weights: Path, calibration):
+    """The detector with `weights` as delivery exports it: the stem equalized for int8 on `calibration`
+    (trainer/deliver.py::export)."""
     from trainer.models import build_detector
     from trainer.stem import equalize_stem
 
     detector = build_detector(config.with_(weights="none"))
     detector.network.load_weights(str(weights))
-    equalize_stem(detector.network, calibration)  # as delivery does (trainer/deliver.py::export)
+    equalize_stem(detector.network, calibration)
+    return detector
+
+
+def layer_errors(config, weights: Path, calibration, images: np.ndarray, worst: int) -> list[dict]:
+    """The `worst` layers by RMSE / quantization step, from TFLite's quantization debugger."""
+    import tensorflow as tf
+
+    from trainer.export import converter, save_module
+
+    detector = delivered_detector(config, weights, calibration)
     with tempfile.TemporaryDirectory() as tmp:
         save_module(detector, Path(tmp))
         debugger = tf.lite.experimental.QuantizationDebugger(
@@ -99,12 +107,8 @@ def partly_float_model(config, weights: Path, train, calibration, names: list[st
     import tensorflow as tf
 
     from trainer.export import converter, save_module, standardize_outputs
-    from trainer.models import build_detector
-    from trainer.stem import equalize_stem
 
-    detector = build_detector(config.with_(weights="none"))
-    detector.network.load_weights(str(weights))
-    equalize_stem(detector.network, calibration)
+    detector = delivered_detector(config, weights, calibration)
 
     def one() -> Iterator[list[np.ndarray]]:  # the debugger needs a dataset; only the model is kept
         yield [next(calibration())]
@@ -149,8 +153,7 @@ def main() -> None:
     from storage.services import open_services
     from storage.settings import Settings
     from trainer.config import TrainConfig
-    from trainer.data import ImageCache
-    from trainer.deliver import calibration
+    from trainer.data import ImageCache, calibration
     from trainer.pipeline import load_data
     from trainer.verify import int8_drop
 

@@ -46,17 +46,15 @@ def equalize_stem(network: keras.Model, images: Callable[[], Iterator[np.ndarray
     except ValueError:
         return {}
     probe = keras.Model(backbone.input, [layers[bn].output for bn, _, _ in CHAIN])
-    largest: list[np.ndarray] = []
+    largest: list[np.ndarray] | None = None
     for image in images():
         outputs = probe(preprocess(image), training=False)
-        for i, ((_, _, relu), out) in enumerate(zip(CHAIN, outputs, strict=True)):
-            values = np.asarray(out)
-            top = (values if relu else np.abs(values)).max(axis=(0, 1, 2))
-            if i == len(largest):
-                largest.append(top)
-            else:
-                largest[i] = np.maximum(largest[i], top)
-    if not largest:
+        tops = [
+            (np.asarray(out) if relu else np.abs(out)).max(axis=(0, 1, 2))
+            for (_, _, relu), out in zip(CHAIN, outputs, strict=True)
+        ]
+        largest = tops if largest is None else [np.maximum(a, b) for a, b in zip(largest, tops, strict=True)]
+    if largest is None:
         return {}
     gains = {}
     for (bn_name, next_name, relu), top in zip(CHAIN, largest, strict=True):

@@ -156,9 +156,8 @@ def test_box_encodings_are_clipped_to_what_training_asks(trained_model) -> None:
     """The int8 model's box-encoding grid spans the clip (1.5x the largest encoding a training object
     asks of an anchor), not the background anchors' outliers."""
     from trainer.models import build_detector
-    from trainer.models.detector import BOX_BOUND_MARGIN
 
-    bound = BOX_BOUND_MARGIN * build_detector(trained_model.config).target_bound(trained_model.data.train)
+    bound = build_detector(trained_model.config).box_bound(trained_model.data.train)
     it = _interpreter(trained_model.out_dir / "model_int8.tflite")
     tensors = {t["index"]: t for t in it.get_tensor_details()}
     ops = it._get_ops_details()
