@@ -31,8 +31,7 @@ def export_reference(out: Path) -> Path:
             yield rng.integers(0, 256, (1, 320, 320, 3)).astype(np.float32)
 
     folder = ModelFolder(out)
-    convert(detector, folder.float_model, None)
-    convert(detector, folder.int8_model, calibration)
+    convert(detector, folder.float_model, folder.int8_model, calibration)
     folder.labels.write_text("a\nb\nc\n")
     return out
 

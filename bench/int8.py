@@ -57,14 +57,16 @@ def show_drop(noise: dict) -> None:
 
 
 def delivered_detector(config, weights: Path, calibration):
-    """The detector with `weights` as delivery exports it: the stem equalized for int8 on `calibration`
-    (trainer/deliver.py::export)."""
+    """The detector with `weights` as delivery converts it to int8: the stem equalized and the biases
+    corrected for rounding on `calibration` (trainer/deliver.py::export, trainer/export.py::convert)."""
+    from trainer.bias import correct_biases
     from trainer.models import build_detector
     from trainer.stem import equalize_stem
 
     detector = build_detector(config.with_(weights="none"))
     detector.network.load_weights(str(weights))
     equalize_stem(detector.network, calibration)
+    correct_biases(detector.network, calibration)
     return detector
 
 

@@ -24,6 +24,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from trainer import postprocess
+from trainer.bias import correct_biases
 from trainer.models.detector import Detector
 from trainer.postprocess import PostProcess
 
@@ -101,11 +102,21 @@ def convert(
     box_bound: float | None = None,
 ) -> None:
     """Write the float32 .tflite and the fully int8 one (uint8 input, calibrated on `representative`:
-    float32 [1,H,W,3] 0..255 images), both from the same frozen SavedModel (see save_module)."""
+    float32 [1,H,W,3] 0..255 images), both from the same frozen network (see save_module). The int8
+    one's BatchNorm betas are first corrected for int8's weight rounding (trainer/bias.py): the float
+    model is the network as it is, and `detector` is left as it came."""
     with tempfile.TemporaryDirectory() as tmp:
         save_module(detector, Path(tmp), post, box_bound)
         _write(converter(tmp, None), float_out)
-        _write(converter(tmp, representative), int8_out)
+    network = detector.network
+    weights = network.get_weights()
+    try:
+        correct_biases(network, representative)
+        with tempfile.TemporaryDirectory() as tmp:
+            save_module(detector, Path(tmp), post, box_bound)
+            _write(converter(tmp, representative), int8_out)
+    finally:
+        network.set_weights(weights)
 
 
 def converter(
