@@ -19,9 +19,10 @@ and the dataset's seed only).
    one (each int8 layer on the same quantized inputs) and prints the N layers with the largest error,
    as RMSE in units of the layer's quantization step: rounding alone gives 0.29.
 3. `--float-layers NAME ...`: where the drop sits. The int8 model is built again from the folder's
-   weights as delivery builds it (stem equalized, box clip, the same calibration images), except that
-   every op whose name contains one of the NAMEs stays in float (the quantization debugger's
-   `denylisted_nodes`: a diagnostic, not a deliverable), and its drop is measured as in 1. E.g.
+   weights as delivery builds it (stem equalized, biases corrected, box clip, the same calibration
+   images), except that every op whose name contains one of the NAMEs stays in float (the
+   quantization debugger's `denylisted_nodes`: a diagnostic, not a deliverable), and its drop is
+   measured as in 1. E.g.
    `--float-layers Conv1 expanded_conv_` leaves MobileNetV2's first three layers in float,
    `--float-layers box_head class_head extra` the heads.
 """

@@ -6,7 +6,7 @@ convolution alone left in float, int8 was as good as float. Its input is ReLU6 o
 sit at 2-5 on average, and each of its channels has only 9 weights. TFLite rounds each channel's
 weights (BatchNorm folded in) to 255 levels of its largest one; the rounding error times that large
 mean input does not average out over 9 weights, and shifts a channel's output by up to 6 of its int8
-steps, the same way on every pixel (robosub's seed-0 model: 1.56 steps RMS over the layer).
+steps, the same way on every pixel (robosub's seed-2 model: 1.56 steps RMS over the layer).
 
 A shift that is the same on every pixel is a bias: for each convolution followed by a BatchNorm, the
 mean over the calibration images of what the rounded weights miss (the convolution of the rounding
@@ -61,14 +61,11 @@ def _convolve(conv: keras.layers.Layer, x, kernel: np.ndarray):
 
 
 def conv_bn_pairs(model: keras.Model) -> list[tuple[keras.layers.Layer, keras.layers.BatchNormalization]]:
-    """Each convolution of `model` (nested models included) whose output goes straight into a
-    BatchNormalization, with that BatchNorm."""
+    """Each convolution of `model` (without a bias of its own) whose output goes straight into a
+    BatchNormalization with a gamma and a beta, with that BatchNorm."""
     pairs = []
     for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            pairs += conv_bn_pairs(layer)
-            continue
-        if not isinstance(layer, keras.layers.BatchNormalization):
+        if not (isinstance(layer, keras.layers.BatchNormalization) and layer.scale and layer.center):
             continue
         try:
             source = layer.input._keras_history.operation
