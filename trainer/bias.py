@@ -26,6 +26,13 @@ LEVELS = 127
 BATCH = 16  # calibration images at a time
 
 
+def fold(bn: keras.layers.BatchNormalization) -> np.ndarray:
+    """The per-channel factor TFLite folds into the convolution before `bn`: gamma / sqrt(variance +
+    epsilon)."""
+    gamma, _, _, variance = bn.get_weights()
+    return gamma / np.sqrt(variance + bn.epsilon)
+
+
 def rounding_error(kernel: np.ndarray, fold: np.ndarray, depthwise: bool) -> np.ndarray:
     """What TFLite's int8 rounding takes from the folded kernel (`kernel` x `fold`, the BatchNorm's
     gamma / sqrt(variance + epsilon) per output channel): the folded kernel minus its rounded self."""
@@ -91,12 +98,10 @@ def correct_biases(
     if not pairs:
         return {}
     probe = keras.Model(model.input, [conv.input for conv, _ in pairs])
-    errors = []
-    for conv, bn in pairs:
-        (kernel,) = conv.get_weights()
-        gamma, _, _, variance = bn.get_weights()
-        fold = gamma / np.sqrt(variance + bn.epsilon)
-        errors.append(rounding_error(kernel, fold, isinstance(conv, keras.layers.DepthwiseConv2D)))
+    errors = [
+        rounding_error(conv.get_weights()[0], fold(bn), isinstance(conv, keras.layers.DepthwiseConv2D))
+        for conv, bn in pairs
+    ]
     totals = [np.zeros(len(bn.get_weights()[0]), np.float64) for _, bn in pairs]
     count = 0
     for batch in _batches(images(), BATCH):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from trainer.bias import conv_bn_pairs, correct_biases, rounding_error
+from trainer.bias import conv_bn_pairs, correct_biases, fold, rounding_error
+from trainer.stem import equalize_stem
 
 SIZE = 16
 
@@ -86,11 +88,10 @@ def test_the_rounding_is_tflites_own() -> None:
     assert len(pairs) == 3 and len(held) == 3
     for conv, bn in pairs:
         (kernel,) = conv.get_weights()
-        gamma, _, _, variance = bn.get_weights()
-        fold = gamma / np.sqrt(variance + bn.epsilon)
+        factor = fold(bn)
         depthwise = isinstance(conv, keras.layers.DepthwiseConv2D)
-        error = rounding_error(kernel, fold, depthwise)
-        folded = kernel * (fold[None, None, :, None] if depthwise else fold)
+        error = rounding_error(kernel, factor, depthwise)
+        folded = kernel * (factor[None, None, :, None] if depthwise else factor)
         # TFLite's layouts: conv [out, kh, kw, in], depthwise [1, kh, kw, channels]
         tflite = held[(1, 3, 3, 8)][0][..., None] if depthwise else held[(kernel.shape[3], *kernel.shape[:3])]
         ours = folded - error
@@ -117,10 +118,13 @@ def test_correction_brings_the_int8_output_to_the_float_one() -> None:
     assert rmse[1] < rmse[0]
 
 
-def test_a_network_without_a_backbone_is_left_alone() -> None:
+@pytest.mark.parametrize("prepare", [correct_biases, equalize_stem])
+def test_a_network_without_mobilenets_layers_is_left_alone(prepare) -> None:
+    """Both int8 preparations of the exported copy (trainer/bias.py, trainer/stem.py) leave a network
+    without MobileNetV2's backbone as it is."""
     inputs = keras.Input((8, 8, 3))
     net = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
     weights = [w.copy() for w in net.get_weights()]
-    assert correct_biases(net, lambda: iter(images(0, 1))) == {}
+    assert prepare(net, lambda: iter(images(0, 1))) == {}
     for a, b in zip(net.get_weights(), weights, strict=True):
         np.testing.assert_array_equal(a, b)
