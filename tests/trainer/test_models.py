@@ -3,6 +3,7 @@ and weights it cannot load refused with what to use instead (no training)."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -115,3 +116,34 @@ def test_a_model_from_scratch_starts_its_residual_blocks_as_the_identity_unless_
 
     assert not np.any(gamma())  # from scratch (weights "none"), the default
     assert np.all(gamma(zero_init_residual=False) == 1.0)
+
+
+def _feeds(network, layer_name: str) -> set[str]:
+    """The names of every layer upstream of `layer_name` in a functional Keras model; where a nested
+    model (the backbone) feeds it, the names of the nested model's outputs it takes too."""
+    seen: set[str] = set()
+    todo = [network.get_layer(layer_name)]
+    while todo:
+        layer = todo.pop()
+        inputs = layer.input if isinstance(layer.input, list) else [layer.input]
+        for tensor in inputs:
+            parent, _, index = tensor._keras_history
+            if isinstance(parent, keras.Model):
+                seen.add(parent.outputs[index]._keras_history.operation.name)
+            if parent.name not in seen:
+                seen.add(parent.name)
+                todo.append(parent)
+    return seen
+
+
+def test_the_top_down_stride8_model_gives_its_small_anchors_the_deep_layers_context() -> None:
+    """ssd_mobilenet_v2_s8td_320 is the s8 model (same anchors, same levels) whose stride-8 head also
+    sees block_13 (stride 16) through a top-down merge; the s8 model's head sees only block_6."""
+    config = TrainConfig(model="ssd_mobilenet_v2_s8td_320", labels=("a",), alpha=0.35)
+    top_down = build_detector(config)
+    plain = build_detector(config.with_(model="ssd_mobilenet_v2_s8_320"))
+    assert top_down.level_sizes == plain.level_sizes
+    np.testing.assert_allclose(top_down.anchors, plain.anchors)
+    assert "block_13_expand_relu" in _feeds(top_down.network, "box_head_s8")
+    assert "block_13_expand_relu" not in _feeds(plain.network, "box_head_s8")
+    assert "block_6_expand_relu" in _feeds(plain.network, "box_head_s8")

@@ -16,6 +16,10 @@ def build_detector(config: TrainConfig) -> Detector:
         from trainer.models.ssd_mobilenet_v2 import build_ssd_mobilenet_v2_s8
 
         return build_ssd_mobilenet_v2_s8(config)
+    if config.model == "ssd_mobilenet_v2_s8td_320":
+        from trainer.models.ssd_mobilenet_v2 import build_ssd_mobilenet_v2_s8td
+
+        return build_ssd_mobilenet_v2_s8td(config)
     if config.model == "ssd_mobilenet_v2_fpnlite_320":
         from trainer.models.fpnlite import build_fpnlite
 

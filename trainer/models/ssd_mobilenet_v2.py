@@ -7,6 +7,11 @@ levels has a depthwise-separable box head and class head.
 `ssd_mobilenet_v2_s8_320` adds a seventh level in front: block_6_expand_relu (stride 8, 40 x 40 on
 a 320 input) with small and thin anchors (trainer/anchors.py SMALL_OBJECT_SHAPES), for objects
 smaller than the 32 px that the plain SSD's smallest anchor covers.
+
+`ssd_mobilenet_v2_s8td_320` is the same with a top-down path into that level: block_13_expand_relu
+(stride 16, eight blocks deeper) through a 1x1 conv, upsampled and added to a 1x1 conv of
+block_6_expand_relu, so a small object is placed on the fine grid with the context of the deep one
+(the lateral and top-down halves of a feature pyramid, for one level).
 """
 
 from __future__ import annotations
@@ -78,7 +83,23 @@ def build_ssd_mobilenet_v2_s8(config: TrainConfig) -> Detector:
     return _build(config, stride8=True)
 
 
-def _build(config: TrainConfig, stride8: bool) -> Detector:
+def build_ssd_mobilenet_v2_s8td(config: TrainConfig) -> Detector:
+    return _build(config, stride8=True, top_down=True)
+
+
+TOP_DOWN_CHANNELS = 96
+
+
+def _top_down(fine, coarse, channels: int):
+    """A feature-pyramid merge: 1x1 convs of both maps, the coarse one upsampled to the fine grid."""
+    lateral = conv_bn(fine, channels, 1, name="s8_lateral")
+    top = conv_bn(coarse, channels, 1, name="s8_top")
+    height, width = int(fine.shape[1]), int(fine.shape[2])
+    top = layers.Resizing(height, width, interpolation="nearest", name="s8_upsample")(top)
+    return layers.Add(name="s8_merge")([lateral, top])
+
+
+def _build(config: TrainConfig, stride8: bool, top_down: bool = False) -> Detector:
     alpha = config.alpha
     names = ("block_6_expand_relu",) * stride8 + ("block_13_expand_relu", "out_relu")
     images, maps = backbone_features(config, names)
@@ -89,6 +110,8 @@ def _build(config: TrainConfig, stride8: bool) -> Detector:
         y = conv_bn(y, 0, 3, 2, name=f"extra{i}_b", depthwise=True)
         y = conv_bn(y, max(16, int(out * shrink)), 1, name=f"extra{i}_c")
         maps.append(y)
+    if top_down:
+        maps[0] = _top_down(maps[0], maps[1], max(16, int(TOP_DOWN_CHANNELS * shrink)))
 
     per_cell = [len(SMALL_OBJECT_SHAPES)] * stride8 + ssd_anchors_per_cell(len(maps) - stride8)
     num_classes = config.num_classes
