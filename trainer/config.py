@@ -45,6 +45,9 @@ class TrainConfig:
     # Progress (0..1, by steps or time, as the schedule counts it) from which the images are no longer
     # augmented: the last part of a run sees them as they are (YOLOv8's close_mosaic does the same).
     augment_until: float = 1.0
+    # Progress (0..1) from which the training step rounds weights and activations as the int8 model
+    # will (trainer/qat.py), so the last part of a run learns to live with it; 1 never does.
+    quant_aware_from: float = 1.0
     head_channels: int = 0  # extra-feature channels; 0 = model default
     # With pretrained weights, backbone layers before this one stay frozen (stem and blocks 0-3, the
     # high-resolution layers that cost the most to train and change least). "" trains everything.
@@ -87,6 +90,8 @@ class TrainConfig:
             raise ValueError("class_loss is 'focal' or 'quality'; iou_loss is 'giou' or 'ciou'")
         if not 0.0 <= self.augment_until <= 1.0:
             raise ValueError("augment_until is a fraction of the run, 0 to 1")
+        if not 0.0 <= self.quant_aware_from <= 1.0:
+            raise ValueError("quant_aware_from is a fraction of the run, 0 to 1")
         if self.assigner not in ("iou", "atss"):
             raise ValueError("assigner is 'iou' or 'atss'")
         if self.optimizer not in ("adam", "adamw"):

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from storage.blobs import atomic_write
 from storage.checkpoints import CONFIG, OPTIMIZER, STATE, TRAINING_WEIGHTS, WEIGHTS, Checkpoints
-from trainer import evaluate
+from trainer import evaluate, qat
 from trainer.checkpoint_samples import save_samples
 from trainer.config import TrainConfig
 from trainer.data import ImageCache, Sample, train_dataset
@@ -135,6 +135,8 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.device = select_device()
         self.detector = build_detector(cfg)
+        if cfg.quant_aware_from < 1.0:
+            qat.make_quant_aware(self.detector.network)
         self.anchors = tf.constant(self.detector.anchors)
         # The rate is set before every step from the schedule (it depends on time, which Keras'
         # schedules cannot see); the optimizer holds it in a variable, so nothing is retraced.
@@ -160,6 +162,7 @@ class Trainer:
         self.batches = self._batches()
         self.predict = evaluate.make_predict_fn(self.detector)
         self.val_loss = evaluate.make_loss_fn(self.detector)
+        self.simulating_int8 = False
         self.train_step = self._make_train_step()
         self.timer = StepTimer()
 
@@ -170,6 +173,11 @@ class Trainer:
         if self.augmenting and self.schedule.progress(self.step, seconds) >= cfg.augment_until:
             self.augmenting = False  # the end of the run sees the photos as they are
             self.batches = self._batches()
+        quant_aware = cfg.quant_aware_from < 1.0 and not self.simulating_int8
+        if quant_aware and self.schedule.progress(self.step, seconds) >= cfg.quant_aware_from:
+            log.info("step %s: the training step rounds as the int8 model from here", self.step)
+            self.simulating_int8 = True  # a new step, traced with the rounding (trainer/qat.py)
+            self.train_step = self._make_train_step()
         with self.timer.part("waiting for data"):
             images, targets = next(self.batches)
         rate = self.schedule(self.step, seconds)
@@ -280,12 +288,14 @@ class Trainer:
     def _make_train_step(self) -> Callable[[Any, Any, Any], dict[str, tf.Tensor]]:
         network, optimizer, anchors = self.detector.network, self.optimizer, self.anchors
         average, loss_options = self.average, self.config.loss_options()
+        rounding = qat.simulating if self.simulating_int8 else nullcontext
 
         @tf.function(reduce_retracing=True, autograph=False)
         def train_step(images, targets, step):
             box_t, cls_t, weights = targets
             with tf.GradientTape() as tape:
-                box_p, logits = network(images, training=True)
+                with rounding():
+                    box_p, logits = network(images, training=True)
                 losses = detection_loss(box_p, logits, box_t, cls_t, weights, anchors, **loss_options)
                 # Weight decay is optimized but kept out of "total", which is what validation measures.
                 l2 = tf.add_n(network.losses) if network.losses else tf.constant(0.0)
