@@ -17,6 +17,9 @@ What is rounded, as the converter does it:
 - the outputs of ReLU, Add, and of a BatchNorm that no ReLU follows (MobileNetV2's projections),
   asymmetric 8 bits over the batch's own range (the converter uses the calibration images').
 Head outputs are left alone: their rounding cost 0.001 mAP (bench/int8.py).
+
+An earlier try (225fe24, removed in bd75b4f) rounded the activations only, on ranges fixed once from
+the calibration images, from 70% of the run, and lost on every figure (README, Benchmarks).
 """
 
 from __future__ import annotations
