@@ -170,11 +170,11 @@ class Trainer:
         """One optimizer step; reports it, and logs the losses every LOSS_LOG_EVERY steps."""
         cfg = self.config
         seconds = self.seconds_before + self.timer.elapsed
-        if self.augmenting and self.schedule.progress(self.step, seconds) >= cfg.augment_until:
+        progress = self.schedule.progress(self.step, seconds)
+        if self.augmenting and progress >= cfg.augment_until:
             self.augmenting = False  # the end of the run sees the photos as they are
             self.batches = self._batches()
-        quant_aware = cfg.quant_aware_from < 1.0 and not self.simulating_int8
-        if quant_aware and self.schedule.progress(self.step, seconds) >= cfg.quant_aware_from:
+        if cfg.quant_aware_from < 1.0 and not self.simulating_int8 and progress >= cfg.quant_aware_from:
             log.info("step %s: the training step rounds as the int8 model from here", self.step)
             self.simulating_int8 = True  # a new step, traced with the rounding (trainer/qat.py)
             self.train_step = self._make_train_step()
