@@ -50,6 +50,19 @@ def test_activations_round_to_256_levels_that_hold_zero_and_pass_gradients_throu
     assert set(np.unique(gradient)) <= {0.0, 1.0} and (gradient == 0).sum() <= 4
 
 
+def test_a_running_range_keeps_the_widest_any_batch_had() -> None:
+    running = qat.RunningRange()
+    wide = tf.constant([-2.0, 0.0, 5.0])
+    qat.round_activation(wide, running)
+    narrow = tf.constant([-0.5, 0.01, 1.0])
+    rounded = qat.round_activation(narrow, running).numpy()
+    assert (float(running.low), float(running.high)) == (-2.0, 5.0)  # the narrow batch kept them
+    step = 7.0 / 255
+    assert abs(rounded[1]) < 1e-6  # 0.01 is nearer 0 than the wide range's next level, 0.027
+    np.testing.assert_allclose(rounded / step, np.round(rounded / step), atol=1e-3)
+    assert not np.allclose(rounded, qat.round_activation(narrow).numpy())  # its own range is finer
+
+
 def _block() -> keras.Model:
     """An inverted residual block as MobileNetV2 has them: expand, depthwise, project, add."""
     keras.utils.set_random_seed(3)
@@ -67,14 +80,21 @@ def test_a_quant_aware_network_rounds_only_while_simulating_and_saves_as_before(
     model = _block()
     x = tf.constant(np.random.default_rng(2).normal(size=(2, 8, 8, 4)), tf.float32)
     before = model(x).numpy()
+    weights = [w.path for w in model.weights]
     assert qat.make_quant_aware(model) == 9  # 2 convs, 1 depthwise, 3 BatchNorms, 2 ReLUs, 1 Add
     rounds = {layer.name: layer.round_output for layer in model.layers if hasattr(layer, "round_output")}
     assert rounds == {"expand_bn": False, "depthwise_bn": False, "project_bn": True}  # no ReLU follows
+    ranged = sorted(type(layer).__name__ for layer in model.layers if getattr(layer, "running", None))
+    assert ranged == ["Add", "BatchNormalization", "ReLU", "ReLU"]  # the outputs that round
+    assert [w.path for w in model.weights] == weights  # the ranges are no weights of the network
 
     np.testing.assert_array_equal(model(x).numpy(), before)
     with qat.simulating():
         rounded = model(x).numpy()
     assert 0 < np.abs(rounded - before).max() < 0.1 * np.abs(before).max()
+    add = model.layers[-1]  # its range is the sum's, of inputs that were rounded themselves
+    assert float(add.running.low) == pytest.approx(min(before.min(), 0.0), rel=0.01)
+    assert float(add.running.high) == pytest.approx(before.max(), rel=0.01)
     np.testing.assert_array_equal(model(x).numpy(), before)  # off again after the block
 
     model.save_weights(str(tmp_path / "w.weights.h5"))  # loads into the plain network, and back
