@@ -47,8 +47,8 @@ class TrainConfig:
     augment_until: float = 1.0
     # Progress (0..1) from which the training step rounds weights and activations as the int8 model
     # will (trainer/qat.py), so the last part of a run learns to live with it; 1 never does. From
-    # 0.8, robosub's int8 models came within 0.005 of float on both metrics on seeds 1-3 (without it
-    # seed 2's was 0.010 below on mAP@0.5:0.95), for about 6% fewer steps in the same time (README).
+    # 0.8, no robosub int8 model of four seeds was more than 0.005 below float on either metric
+    # (without it seed 2's was 0.010 below on mAP@0.5:0.95), for about 6% fewer steps (README).
     quant_aware_from: float = 0.8
     head_channels: int = 0  # extra-feature channels; 0 = model default
     # With pretrained weights, backbone layers before this one stay frozen (stem and blocks 0-3, the
