@@ -36,13 +36,6 @@ from bench.accuracy import RESULTS, SHARED, _boxes_per_label, _revision
 RUNNER = Path(__file__).with_name("yolo_train.py")
 
 
-class _Detections:
-    def __init__(self, d: dict) -> None:
-        self.boxes = np.asarray(d["boxes"], np.float32).reshape(-1, 4)
-        self.scores = np.asarray(d["scores"], np.float32)
-        self.classes = np.asarray(d["classes"], np.int32)
-
-
 def write_yolo_layout(root: Path, splits: dict[str, list], labels: list[str]) -> dict[str, dict[str, Path]]:
     """The samples of each split as `root/images/<split>/<id>.<ext>` with YOLO label files beside
     (`root/labels/<split>/<id>.txt`: class from 0, centre x, centre y, width, height, normalised),
@@ -76,6 +69,7 @@ def run(args: argparse.Namespace) -> dict:
     from storage.coco import coco_evaluate, coco_figures
     from storage.services import open_services
     from storage.settings import Settings
+    from trainer.evaluate import Detections
     from trainer.pipeline import load_data
 
     revision = _revision()
@@ -111,16 +105,18 @@ def run(args: argparse.Namespace) -> dict:
         )
         out = json.loads((home / "yolo_out.json").read_text())
         truths = [(s.boxes, s.classes) for s in data.val]
-        predictions = [_Detections(out["detections"][s.key]) for s in data.val]
+        found = [out["detections"][s.key] for s in data.val]
+        predictions = [
+            Detections(
+                np.asarray(d["boxes"], np.float32).reshape(-1, 4),
+                np.asarray(d["scores"], np.float32),
+                np.asarray(d["classes"], np.int32),
+            )
+            for d in found
+        ]
         figures = coco_figures(coco_evaluate(truths, predictions, labels.labels), labels.labels, truths)
-        version = subprocess.run(
-            [args.python, "-c", "import ultralytics; print(ultralytics.__version__)"],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **env},
-        ).stdout.split()[-1]
         row = {
-            "name": f"{Path(args.model).stem} from scratch (Ultralytics {version}, float PyTorch)",
+            "name": f"{Path(args.model).stem} from scratch (Ultralytics {out['version']}, float PyTorch)",
             "revision": revision,
             "changes": {"imgsz": args.imgsz, "batch": args.batch},
             "seed": args.seed,
@@ -158,8 +154,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep it (else a temp dir)")
-    main_args = parser.parse_args()
-    run(main_args)
+    run(parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ The job says the data.yaml, the validation images, the model (a .yaml: from scra
 (Ultralytics' `time`, which fits its schedule to the time, not to epochs), input size, batch,
 workers and seed. It writes JOB's `out` JSON: the detections on each validation image (normalised
 ymin, xmin, ymax, xmax; classes from 1, as FieldLens's evaluator takes them), the epochs and
-seconds trained, and the median inference time per image.
+seconds trained, the median inference time per image and Ultralytics' version.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 
 def main(job_path: str) -> None:
+    import ultralytics
     from ultralytics import YOLO
 
     job = json.loads(Path(job_path).read_text())
@@ -68,11 +69,11 @@ def main(job_path: str) -> None:
         }
         inference_ms.append(r.speed["inference"])
     out = {
+        "version": ultralytics.__version__,
         "epochs": len(rows),
         "trained_seconds": trained_seconds,
         "wall_seconds": wall,
         "inference_ms": statistics.median(inference_ms) if inference_ms else None,
-        "best": str(model.trainer.best),
         "detections": detections,
     }
     Path(job["out"]).write_text(json.dumps(out))
